@@ -1,0 +1,49 @@
+"""The two Parquet tables of a sweep. One schema constant per table; columns are only ever added, never retyped."""
+from __future__ import annotations
+
+import pyarrow as pa
+
+CONFIG_FIELDS = [
+    pa.field("sweep", pa.string()),
+    pa.field("trial_key", pa.string()),
+    pa.field("model", pa.string()),
+    pa.field("norm", pa.string()),
+    pa.field("batch_size", pa.int32()),
+    pa.field("groups", pa.int32()),  # null unless gn with a group count
+    pa.field("channels_per_group", pa.int32()),  # null unless gn with channels per group
+    pa.field("seed", pa.int32()),
+]
+
+# results/<sweep>/epochs/: one row per (trial_key, epoch). Errors are percentages.
+EPOCH_SCHEMA = pa.schema(CONFIG_FIELDS + [
+    pa.field("epoch", pa.int32()),  # 1-based
+    pa.field("train_loss", pa.float64()),
+    pa.field("train_err", pa.float64()),
+    pa.field("val_loss", pa.float64()),
+    pa.field("val_err", pa.float64()),
+    pa.field("val_err_top5", pa.float64()),
+    pa.field("lr", pa.float64()),
+    pa.field("epoch_seconds", pa.float64()),
+    pa.field("images_per_second", pa.float64()),
+    pa.field("attempt", pa.int32()),  # 0 for the first run of the trial, +1 per retry or relaunch
+    pa.field("node", pa.string()),
+    pa.field("recorded_at", pa.timestamp("ms", tz="UTC")),
+])
+
+TRIAL_STATUSES = ("pending", "running", "completed", "failed", "diverged")
+
+# results/<sweep>/trials/: one row per trial, rewritten when its status changes.
+TRIAL_SCHEMA = pa.schema(CONFIG_FIELDS + [
+    pa.field("status", pa.string()),  # one of TRIAL_STATUSES
+    pa.field("epochs", pa.int32()),  # epochs done
+    pa.field("final_val_err", pa.float64()),  # median of the last 5 epochs' val_err
+    pa.field("best_val_err", pa.float64()),
+    pa.field("error", pa.string()),  # message, or null
+    pa.field("studies", pa.list_(pa.string())),
+    pa.field("attempts", pa.int32()),
+    pa.field("started_at", pa.timestamp("ms", tz="UTC")),
+    pa.field("ended_at", pa.timestamp("ms", tz="UTC")),
+    pa.field("train_seconds", pa.float64()),  # sum of epoch_seconds
+])
+
+FINAL_EPOCHS = 5  # the paper reports the median error of the final 5 epochs
