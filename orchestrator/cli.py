@@ -24,6 +24,66 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     typer.echo(f"gnsweep: {message}", err=True)
     raise typer.Exit(code)
 
+RESULTS_HELP = "Root of the sweeps' outputs (a sweep goes to DIR/<name>/)."
+
+
+@app.command()
+def launch(
+    spec: Path = typer.Argument(..., help="Sweep spec (YAML)."),
+    address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster instead of a local one."),
+    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and start nothing."),
+    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="Trials at once."),
+    dashboard: bool = typer.Option(True, "--dashboard/--no-dashboard", help="Start the Ray dashboard (local Ray)."),
+    dashboard_host: str = typer.Option("127.0.0.1", "--dashboard-host",
+                                       help="Address the dashboard binds to; it has no access control of its own."),
+    data_dir: Path = typer.Option(Path("data"), "--data-dir", help="Where prepared datasets are cached."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show the trials' own logs."),
+) -> None:
+    """Validate a sweep spec, print the plan, and run the trials not completed yet."""
+    from orchestrator.launch import LaunchError, LaunchOptions
+    from orchestrator.launch import launch as run_launch
+    from orchestrator.spec import SpecError
+    from trainer.data import DataError
+
+    opts = LaunchOptions(results=results, address=address, dry_run=dry_run, max_concurrent=max_concurrent,
+                         dashboard=dashboard, dashboard_host=dashboard_host, data_dir=data_dir, verbose=verbose)
+    try:
+        code = run_launch(spec, opts, echo=typer.echo)
+    except (SpecError, LaunchError, DataError) as e:
+        fail(str(e).replace("\n", "\ngnsweep: "))
+    raise typer.Exit(code)
+
+
+@app.command()
+def status(
+    name: str = typer.Argument(..., help="Sweep name."),
+    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+) -> None:
+    """One line per trial: status, epochs done, latest and final error."""
+    from orchestrator.status import StatusError, status_lines
+
+    try:
+        for line in status_lines(results / name):
+            typer.echo(line)
+    except StatusError as e:
+        fail(str(e))
+
+
+@app.command()
+def report(
+    name: str = typer.Argument(..., help="Sweep name."),
+    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+) -> None:
+    """Write the paper's tables and figures for a sweep to DIR/NAME/report/report.md."""
+    from results.report import ReportError, write_report
+
+    try:
+        path = write_report(results / name)
+    except ReportError as e:
+        fail(str(e))
+    typer.echo(f"report: {path}")
+
 
 @data_app.command("prepare")
 def data_prepare(

@@ -1,0 +1,147 @@
+"""``gnsweep launch``: validate, plan, resume, run on Ray, summarise. The results store decides what is left to run."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from orchestrator.plan import PlannedTrial, format_plan, plan_trials
+
+FINISHED = ("completed", "diverged")
+SWEEP_FILE = "sweep.json"
+
+
+class LaunchError(Exception):
+    """A user-facing problem found before any trial starts (one line per problem)."""
+
+
+@dataclass
+class LaunchOptions:
+    results: Path = Path("results")
+    address: str | None = None
+    dry_run: bool = False
+    max_concurrent: int | None = None
+    dashboard: bool = True
+    dashboard_host: str = "127.0.0.1"
+    data_dir: Path = Path("data")
+    verbose: bool = False
+
+
+def check_fingerprint(sweep_dir: Path, spec, trials: list[PlannedTrial]) -> None:
+    """Refuse to mix results of different training settings under one sweep name; record the plan's keys."""
+    path = sweep_dir / SWEEP_FILE
+    fingerprint = spec.fingerprint()
+    keys = [t.key for t in trials]
+    if path.exists():
+        recorded = json.loads(path.read_text())
+        old = recorded.get("fingerprint", {})
+        changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+        if changed:
+            diffs = "; ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in changed)
+            raise LaunchError(f"{path}: sweep {spec.name!r} was run with other settings ({diffs}); "
+                              f"give the spec a new name or use another --results directory")
+        keys = list(dict.fromkeys(recorded.get("trials", []) + keys))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{SWEEP_FILE}.tmp")
+    tmp.write_text(json.dumps({"name": spec.name, "fingerprint": fingerprint, "trials": keys}, indent=2))
+    os.replace(tmp, path)
+
+
+def pending_trials(sweep_dir: Path, trials: list[PlannedTrial]) -> tuple[list[PlannedTrial], dict[str, dict]]:
+    """Trials not finished in earlier launches, and the earlier trials-table rows (for attempts and times)."""
+    from results import store
+
+    prior = {r["trial_key"]: r for r in store.read_trials(sweep_dir).to_dict("records")}
+    pending = [t for t in trials if prior.get(t.key, {}).get("status") not in FINISHED]
+    return pending, prior
+
+
+def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
+    import ray
+
+    from orchestrator.tuning import WORKER_ENV
+
+    kwargs = dict(runtime_env={"env_vars": WORKER_ENV}, log_to_driver=opts.verbose, logging_level="WARNING",
+                  configure_logging=True)
+    if opts.address:
+        ctx = ray.init(address=opts.address, **kwargs)
+    else:
+        if opts.dashboard and opts.dashboard_host not in ("127.0.0.1", "localhost"):
+            echo(f"warning: the Ray dashboard on {opts.dashboard_host} has no access control of its own; anyone who "
+                 f"can reach that address can submit jobs")
+        ctx = ray.init(include_dashboard=opts.dashboard, dashboard_host=opts.dashboard_host, **kwargs)
+    if ctx.dashboard_url:
+        echo(f"Ray dashboard: http://{ctx.dashboard_url}")
+
+
+def cluster_problems(spec) -> list[str]:
+    import ray
+
+    from orchestrator.spec import spec_problems_for_cluster
+
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    return spec_problems_for_cluster(spec, nodes)
+
+
+def summary(sweep_dir: Path, keys: list[str]) -> tuple[str, list[str]]:
+    """A table of the sweep's trials and the keys of those that failed."""
+    from results import store
+
+    trials = store.read_trials(sweep_dir).set_index("trial_key")
+    lines = [f"{'trial':<24} {'status':<10} {'epochs':>6} {'final val err %':>16}  error"]
+    failed = []
+    for key in keys:
+        if key not in trials.index:
+            lines.append(f"{key:<24} {'pending':<10} {0:>6} {'-':>16}")
+            continue
+        r = trials.loc[key]
+        err = "-" if r["final_val_err"] is None or r["final_val_err"] != r["final_val_err"] else f"{r['final_val_err']:.2f}"
+        lines.append(f"{key:<24} {r['status']:<10} {int(r['epochs']):>6} {err:>16}  {r['error'] or ''}")
+        if r["status"] == "failed":
+            failed.append(key)
+    return "\n".join(lines), failed
+
+
+def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], None] = print) -> int:
+    """Run a sweep; returns the exit status (0 ok, 1 failed trials). Raises SpecError / LaunchError / DataError
+    for bad input before anything starts."""
+    from orchestrator.spec import load_spec
+
+    spec = load_spec(spec_path)
+    trials = plan_trials(spec)
+    echo(format_plan(spec, trials))
+    if opts.dry_run:
+        return 0
+    from trainer import data
+
+    sweep_dir = (Path(opts.results) / spec.name).resolve()
+    dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve())
+    data.verify(dataset_dir, data.load_info(dataset_dir))
+    check_fingerprint(sweep_dir, spec, trials)
+    pending, prior = pending_trials(sweep_dir, trials)
+    keys = [t.key for t in trials]
+    if not pending:
+        echo(f"all {len(trials)} trials are finished; nothing to run")
+    else:
+        echo(f"running {len(pending)} of {len(trials)} trials ({len(trials) - len(pending)} already finished)")
+        start_ray(opts, echo)
+        problems = cluster_problems(spec)
+        if problems:
+            raise LaunchError("\n".join(problems))
+        from orchestrator.progress import ProgressPrinter
+        from orchestrator.tuning import run_trials
+        from results.callback import ResultsWriter
+
+        writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior)
+        progress = ProgressPrinter(len(trials), spec.train.epochs, done_before=len(trials) - len(pending), echo=echo)
+        run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir, callbacks=[writer, progress],
+                   max_concurrent=opts.max_concurrent)
+    table, failed = summary(sweep_dir, keys)
+    echo(table)
+    echo(f"results: {sweep_dir} (pd.read_parquet('{sweep_dir / 'epochs'}'))")
+    if failed:
+        echo(f"{len(failed)} trial(s) failed: {', '.join(failed)}")
+        return 1
+    return 0

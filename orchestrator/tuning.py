@@ -1,0 +1,67 @@
+"""Thin glue from a planned sweep to Ray Tune: one function trainable calling ``train_trial``, resources per trial,
+retries, concurrency. Ray Tune grid-searches ``{"key", "config"}`` trial dicts, schedules and retries; the Parquet results store (not Tune's state) is the truth
+about what is done, so a relaunch simply runs the trials that are not finished."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+
+WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true", "PYTHONUNBUFFERED": "1"}
+
+
+def run_trial(config: dict) -> None:
+    """The trainable: one trial on one resource bundle, resuming from its checkpoint directory on a retry."""
+    import ray
+    from ray import tune
+
+    from trainer import TrialConfig, train_trial
+
+    trial = TrialConfig.from_dict(config["trial"]["config"])
+    node = ray.get_runtime_context().get_node_id()
+    cpus = max(1, int(tune.get_context().get_trial_resources().required_resources.get("CPU", 1)))
+
+    def report(metrics) -> None:
+        tune.report({**metrics.to_dict(), "node": node})
+
+    train_trial(trial, config["dataset_dir"], Path(config["checkpoint_root"]) / trial.key, report, cpus=cpus)
+
+
+def trial_resources(spec):
+    """Per-trial resource bundles (by batch size when the spec says so; GPUs times replicas)."""
+    from ray.tune import PlacementGroupFactory
+
+    def resources(config: dict) -> PlacementGroupFactory:
+        r = spec.resources_for(config["trial"]["config"]["batch_size"])
+        bundle = {"CPU": float(r["cpu"])}
+        if r.get("gpu"):
+            bundle["GPU"] = float(r["gpu"]) * spec.replicas
+        return PlacementGroupFactory([bundle])
+
+    return resources
+
+
+def run_trials(spec, pending, *, sweep_dir: Path, dataset_dir: Path, callbacks: list,
+               max_concurrent: int | None = None):
+    """Run ``pending`` planned trials on the connected Ray cluster; returns Tune's ResultGrid."""
+    from ray import tune
+
+    param_space = {
+        "trial": tune.grid_search([{"key": t.key, "config": t.config.to_dict()} for t in pending]),
+        "dataset_dir": str(dataset_dir),
+        "checkpoint_root": str(sweep_dir / "checkpoints"),
+    }
+    tuner = tune.Tuner(
+        tune.with_resources(run_trial, trial_resources(spec)),
+        param_space=param_space,
+        tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=False,
+                                    trial_name_creator=lambda t: t.config["trial"]["key"],
+                                    trial_dirname_creator=lambda t: t.config["trial"]["key"]),
+        run_config=tune.RunConfig(
+            name="tune", storage_path=str(Path(sweep_dir).resolve()), callbacks=callbacks, verbose=0,
+            failure_config=tune.FailureConfig(max_failures=spec.retries),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
+    )
+    return tuner.fit()

@@ -1,0 +1,150 @@
+"""Training one trial with the paper's protocol (section 4.1), from a fresh model or from its last checkpoint.
+
+A library function: no Ray here. The caller passes a ``report`` callback that receives each epoch's metrics after
+that epoch is checkpointed; on resume the checkpointed epochs are reported again first, so a caller that lost a
+report (a crash between checkpoint and report) gets it back, and de-duplicates by epoch.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from trainer import checkpoints
+from trainer.config import EpochMetrics, TrialConfig, TrialOutcome
+from trainer.models import build_model
+
+FINAL_EPOCHS = 5  # the paper reports the median error of the final 5 epochs
+Report = Callable[[EpochMetrics], None]
+
+
+def configure_tensorflow(cpus: int | None = None) -> None:
+    """Cap TensorFlow's thread pools to the trial's CPU share and let GPUs grow their memory (so fractional-GPU
+    trials can share a device). Must run before TensorFlow executes its first op; later calls are no-ops."""
+    import tensorflow as tf
+
+    try:
+        for gpu in tf.config.list_physical_devices("GPU"):
+            tf.config.experimental.set_memory_growth(gpu, True)
+        if cpus:
+            tf.config.threading.set_intra_op_parallelism_threads(int(cpus))
+            tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, int(cpus))))
+    except RuntimeError:
+        pass
+
+
+def lr_at(trial: TrialConfig, epoch: int) -> float:
+    """The learning rate of 0-based ``epoch``: base lr scaled linearly with the global batch, divided by 10 at 30%,
+    60% and 90% of the epochs."""
+    return trial.lr / 10 ** sum(epoch >= e for e in trial.train.decay_epochs())
+
+
+def lr_schedule(trial: TrialConfig, steps_per_epoch: int):
+    """``lr_at`` as a per-step Keras schedule, so the decay survives a resume through the optimizer's step count."""
+    import keras
+
+    boundaries = [e * steps_per_epoch for e in trial.train.decay_epochs()]
+    if not boundaries:
+        return trial.lr
+    values = [lr_at(trial, 0) / 10**i for i in range(len(boundaries) + 1)]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+
+
+def steps_per_execution(batch_size: int) -> int:
+    """Several small steps per compiled call so small batches do not pay a host round-trip each step."""
+    return max(1, 64 // batch_size)
+
+
+def compile_model(model, trial: TrialConfig, steps_per_epoch: int) -> None:
+    import keras
+
+    model.compile(
+        optimizer=keras.optimizers.SGD(lr_schedule(trial, steps_per_epoch), momentum=trial.train.momentum,
+                                       nesterov=True),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="ce"),
+                 keras.metrics.SparseCategoricalAccuracy(name="acc"),
+                 keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
+        steps_per_execution=steps_per_execution(trial.batch_size),
+    )
+
+
+def final_error(history: list[EpochMetrics] | tuple[EpochMetrics, ...]) -> float | None:
+    """The paper's reported error: median top-1 val error of the final 5 epochs."""
+    if not history:
+        return None
+    return float(np.median([m.val_err for m in history[-FINAL_EPOCHS:]]))
+
+
+def _strategy(replicas: int):
+    """Per-replica BN, as on the paper's 8 GPUs: Keras BN under a strategy normalizes over each replica's batch."""
+    import tensorflow as tf
+
+    if replicas == 1:
+        return tf.distribute.get_strategy()
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = gpus if len(gpus) >= replicas else tf.config.list_logical_devices("CPU")
+    if len(devices) < replicas:
+        raise RuntimeError(f"trial needs {replicas} replicas but only {len(devices)} devices are visible")
+    return tf.distribute.MirroredStrategy([d.name for d in devices[:replicas]])
+
+
+def train_trial(trial: TrialConfig, dataset_dir: str | Path, checkpoint_dir: str | Path,
+                report: Report | None = None, *, cpus: int | None = None, shard_index: int = 0,
+                num_shards: int = 1) -> TrialOutcome:
+    """Train ``trial`` to completion (or divergence), resuming from ``checkpoint_dir`` if it holds a checkpoint.
+
+    Each trial builds a fresh model; ``trial.batch_size`` is the per-replica batch BN normalizes over; the number of
+    epochs is the same for every batch size.
+    """
+    configure_tensorflow(cpus)
+    import keras
+
+    from trainer.pipeline import InputPipeline
+
+    report = report or (lambda m: None)
+    pipeline = InputPipeline(Path(dataset_dir), cpus=cpus, shard_index=shard_index, num_shards=num_shards)
+    global_batch = trial.batch_size * trial.replicas
+    steps = pipeline.steps_per_epoch(global_batch)
+    if steps < 1:
+        raise ValueError(f"batch {global_batch} is larger than the {pipeline.train_examples()} training images")
+    strategy = _strategy(trial.replicas)
+    with strategy.scope():
+        ckpt = checkpoints.load(Path(checkpoint_dir))
+        if ckpt is None:
+            keras.utils.set_random_seed(trial.seed)
+            info = pipeline.info
+            model = build_model(trial.model, norm=trial.norm, num_classes=info.num_classes,
+                                input_shape=(*info.image_size, 3), groups=trial.groups,
+                                channels_per_group=trial.channels_per_group, weight_decay=trial.train.weight_decay)
+            compile_model(model, trial, steps)
+            start, history = 0, []
+        else:
+            model, start, history = ckpt.model, ckpt.epoch, list(ckpt.history)
+    for m in history:
+        report(m)
+    val_ds = pipeline.val()
+    for epoch in range(start, trial.train.epochs):
+        keras.utils.set_random_seed(trial.seed * 100_003 + epoch)
+        lr = lr_at(trial, epoch)
+        train_ds = pipeline.train(global_batch, seed=trial.seed, epoch=epoch, augment=trial.train.augment)
+        t0 = time.perf_counter()
+        logs = model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps, verbose=0).history
+        seconds = time.perf_counter() - t0
+        val = model.evaluate(val_ds, verbose=0, return_dict=True)
+        metrics = EpochMetrics(
+            epoch=epoch + 1, train_loss=float(logs["ce"][-1]), train_err=100.0 * (1 - float(logs["acc"][-1])),
+            val_loss=float(val["ce"]), val_err=100.0 * (1 - float(val["acc"])),
+            val_err_top5=100.0 * (1 - float(val["top5"])), lr=lr, epoch_seconds=seconds,
+            images_per_second=steps * global_batch / seconds)
+        if not all(math.isfinite(v) for v in (float(logs["loss"][-1]), metrics.train_loss, metrics.val_loss)):
+            history.append(metrics)
+            report(metrics)
+            return TrialOutcome("diverged", epoch + 1, tuple(history), final_error(history))
+        history.append(metrics)
+        checkpoints.save(Path(checkpoint_dir), model, epoch + 1, history)
+        report(metrics)
+    return TrialOutcome("completed", len(history), tuple(history), final_error(history))
