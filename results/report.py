@@ -1,0 +1,184 @@
+"""``gnsweep report NAME``: the sweep's tables, claims and figures beside the paper's numbers, as one markdown file.
+
+The report reads whatever the sweep has recorded so far, so it works while trials run or after some failed; every
+trial that is not completed with FINAL_EPOCHS epochs is listed, and every sentence says what was measured.
+"""
+from __future__ import annotations
+
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from results import analysis
+from results.analysis import Study
+from results.paper import references_for
+from results.plots import draw_figures
+from results.schema import EPOCH_SCHEMA, FINAL_EPOCHS, TRIAL_SCHEMA
+
+REPORT_DIR = "report"
+REPORT_FILE = "report.md"
+
+
+class ReportError(Exception):
+    """The sweep cannot be reported on (no such directory, or no epoch recorded yet); the message is one line."""
+
+
+def _parquet_files(directory: Path) -> list[Path]:
+    return [p for p in directory.glob("*.parquet") if not p.name.startswith(".")] if directory.is_dir() else []
+
+
+def _read_sweep(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The epochs and trials tables as plain pandas reads them; the trials table may be empty."""
+    if not sweep_dir.is_dir():
+        raise ReportError(f"no sweep directory at {sweep_dir}")
+    epochs_dir, trials_dir = sweep_dir / "epochs", sweep_dir / "trials"
+    if not _parquet_files(epochs_dir):
+        raise ReportError(f"no epochs recorded yet in {epochs_dir}")
+    epochs = pd.read_parquet(epochs_dir, schema=EPOCH_SCHEMA)
+    if epochs.empty:
+        raise ReportError(f"no epochs recorded yet in {epochs_dir}")
+    trials = (pd.read_parquet(trials_dir, schema=TRIAL_SCHEMA) if _parquet_files(trials_dir)
+              else TRIAL_SCHEMA.empty_table().to_pandas())
+    return epochs, trials
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+STUDY_TITLES = {
+    "norms": "normalization methods{batch} (paper Table 1, Fig. 4)",
+    "batch_size": "batch size, BN against GN (paper Table 2, Figs. 1 and 5)",
+    "groups": "number of groups G{batch} (paper Table 3, top)",
+    "channels_per_group": "channels per group{batch} (paper Table 3, bottom)",
+    "single": "one configuration{batch}",
+}
+TOPICS = {
+    "batch_spread": "error growth from the largest to the smallest batch, GN against BN",
+    "small_batch": "GN against BN at the smallest batch",
+    "norm_order": "order of BN, LN, IN and GN",
+    "gn_vs_bn": "GN's gap to BN at a regular batch",
+    "train_err": "GN's training error against BN's",
+    "groups": "best and worst group count",
+    "channels_per_group": "best and worst channels per group",
+}
+
+
+def _header(sweep_dir: Path, epochs: pd.DataFrame, results: pd.DataFrame) -> list[str]:
+    name = str(epochs["sweep"].mode().iloc[0]) if epochs["sweep"].notna().any() else sweep_dir.name
+    models = ", ".join(sorted(results["model"].dropna().astype(str).unique()))
+    counts = results["status"].value_counts()
+    statuses = ", ".join(f"{n} {s}" for s, n in counts.items())
+    done = results["epochs"]
+    unfinished = int(results["status"].isin(["running", "pending", "unknown"]).sum())
+    state = f"still running ({unfinished} trials not finished)" if unfinished else "finished"
+    refs = "; ".join(f"{r.label}" + (f" ({r.note})" if r.note else "") for r in references_for(models))
+    return [
+        f"# Sweep `{name}`: Group Normalization reproduction report",
+        "",
+        f"- Model: {models}",
+        f"- Trials: {len(results)} ({statuses}); sweep {state}",
+        f"- Epochs done per trial: {int(done.max())} at most, {int(done.min())} at least "
+        f"({len(epochs)} epoch rows)",
+        f"- Generated: {datetime.now(timezone.utc).isoformat(timespec='seconds')} from `{sweep_dir}`",
+        f"- Error is top-1 validation error in percent; a trial's error is the median of its last {FINAL_EPOCHS} "
+        f"epochs, as in the paper. References: {refs}.",
+        "",
+    ]
+
+
+def _study_section(study: Study, results: pd.DataFrame, claims: list[analysis.Claim],
+                   figures: list[tuple[str, Path]]) -> list[str]:
+    table = analysis.study_table(results, study)
+    batch = f" at batch {study.batch_size}" if study.batch_size else ""
+    lines = [f"## Study `{study.name}`: {STUDY_TITLES[study.kind].format(batch=batch)}", "",
+             analysis.table_markdown(table, study), ""]
+    notes = []
+    if not table["complete"].all():
+        notes.append(f"`*` marks configurations with trials not completed with {FINAL_EPOCHS}+ epochs "
+                     f"(provisional).")
+    for ref in references_for(study.model):
+        if ref.key in table and ref.note:
+            notes.append(f"{ref.label}: {ref.note}.")
+    if notes:
+        lines += [" ".join(notes), ""]
+    lines += [f"- {c.text}" for c in claims if c.study == study.name]
+    if any(c.study == study.name for c in claims):
+        lines.append("")
+    for caption, path in figures:
+        lines += [f"![{caption}]({path.name})", ""]
+    return lines
+
+
+def _trials_table(rows: pd.DataFrame, columns: dict[str, str]) -> str:
+    body = []
+    for r in rows.to_dict("records"):
+        cells = []
+        for col in columns:
+            v = r[col]
+            if isinstance(v, list):
+                v = ", ".join(v)
+            cells.append("-" if v is None or (not isinstance(v, str) and pd.isna(v))
+                         else f"{v:.1f}" if isinstance(v, float) else str(v))
+        body.append(cells)
+    return analysis.markdown_table(list(columns.values()), body)
+
+
+def _verdict(claim: analysis.Claim) -> str:
+    word = {True: "reproduced", False: "not reproduced", None: "no paper number to compare"}[claim.reproduced]
+    return word + (" (provisional: some trials not completed)" if claim.provisional else "")
+
+
+def render_report(sweep_dir: Path, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path) -> str:
+    """The report's markdown for these tables, drawing its figures into ``report_dir``."""
+    results = analysis.trial_results(epochs, trials)
+    studies = analysis.find_studies(results)
+    claims = analysis.claims(results, studies)
+    figures = draw_figures(epochs, results, studies, report_dir)
+    lines = _header(sweep_dir, epochs, results)
+    lines += ["## Findings", "", "Each paper claim this sweep has data for; the sentences with the measured figures "
+              "are in the study sections below.", ""]
+    lines += [f"- Study `{c.study}`, {TOPICS.get(c.topic, c.topic)}: {_verdict(c)}" for c in claims] or [
+        "- No paper claim can be checked yet: the sweep lacks the configurations a claim compares."]
+    lines.append("")
+    for study in studies:
+        lines += _study_section(study, results, claims, figures.get(study.name, []))
+    bad = analysis.incomplete_trials(results)
+    lines += ["## Trials not completed", ""]
+    if bad.empty:
+        lines += [f"None: every trial completed with {FINAL_EPOCHS}+ epochs.", ""]
+    else:
+        lines += [f"Failed, diverged, running or short trials ({len(bad)}); their numbers above are provisional.",
+                  "", _trials_table(bad, {"trial_key": "trial", "status": "status", "epochs": "epochs",
+                                          "final_val_err": "val err %", "flag": "why", "error": "error"}), ""]
+    lines += ["## All trials", "", _trials_table(results, {
+        "trial_key": "trial", "norm": "norm", "batch_size": "batch", "groups": "G",
+        "channels_per_group": "channels/group", "seed": "seed", "status": "status", "epochs": "epochs",
+        "final_val_err": "val err %", "final_train_err": "train err %", "last_val_err": "last val err %",
+        "studies": "studies"}), ""]
+    return "\n".join(lines)
+
+
+def write_report(sweep_dir: Path) -> Path:
+    """Write ``sweep_dir/report/report.md`` and its PNGs, replacing any earlier report atomically; returns the
+    path of report.md. Raises ReportError when the sweep directory is missing or holds no epochs yet."""
+    sweep_dir = Path(sweep_dir)
+    epochs, trials = _read_sweep(sweep_dir)
+    report_dir = sweep_dir / REPORT_DIR
+    report_dir.mkdir(parents=True, exist_ok=True)
+    before = {p for p in report_dir.glob("*.png")}
+    text = render_report(sweep_dir, epochs, trials, report_dir)
+    path = report_dir / REPORT_FILE
+    _write_atomic(path, text)
+    linked = {p for p in report_dir.glob("*.png") if f"]({p.name})" in text}
+    for stale in before - linked:
+        stale.unlink(missing_ok=True)
+    return path

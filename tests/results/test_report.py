@@ -1,0 +1,84 @@
+"""report.md and its figures from small Parquet sweeps: what is drawn, what is said, what is listed."""
+import re
+from pathlib import Path
+
+import pytest
+
+from results.report import ReportError, write_report
+from test_analysis import flat, make_paper_like, write_trial
+
+
+@pytest.fixture(scope="module")
+def paper_report(tmp_path_factory) -> Path:
+    """A four-study sweep with two seeds and one failed trial, reported once for the tests below."""
+    sweep = make_paper_like(tmp_path_factory.mktemp("sweeps") / "paper", seeds=(0, 1))
+    write_trial(sweep, "gn-b4-g32-s0", "gn", 4, [70, 60, 55], studies=("batch_size",), groups=32, status="failed",
+                error="RuntimeError: out of memory")
+    return write_report(sweep)
+
+
+def test_report_has_header_tables_sentences_and_figures(paper_report):
+    text = paper_report.read_text()
+    assert paper_report.name == "report.md" and paper_report.parent.name == "report"
+    assert text.startswith("# Sweep `paper`") and "- Model: resnet8" in text
+    assert "- Trials: 27 (26 completed, 1 failed)" in text and "Generated: " in text
+    for heading in ("## Study `norms`", "## Study `batch_size`", "## Study `groups`", "## Study `cpg`"):
+        assert heading in text
+    assert "| BN | 30.1 | 30.0-30.2 | 2 | 23.6 | +6.5 |" in text
+    assert "GN's error rose 0.4 points from batch 32 to 2 and BN's rose 12.0 points" in text
+    assert "the paper's direction is reproduced here" in text
+    assert "BN 30.1% < GN 31.1% < LN 33.1% < IN 36.1%" in text
+
+
+def test_figures_are_linked_relative_and_readable(paper_report):
+    links = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", paper_report.read_text())
+    assert sorted(links) == ["batch_size_batch.png", "batch_size_epochs.png", "cpg_groups.png", "groups_groups.png",
+                             "norms_epochs.png"]
+    for name in links:
+        png = paper_report.parent / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+    assert not [p for p in paper_report.parent.iterdir() if p.name.startswith(".")]
+
+
+def test_failed_trials_are_listed(paper_report):
+    text = paper_report.read_text()
+    section = text[text.index("## Trials not completed"):text.index("## All trials")]
+    assert "| gn-b4-g32-s0 | failed | 3 | 60.0 | failed, only 3 epochs (< 5) | RuntimeError: out of memory |" in section
+    assert "| GN | 4 | 60.0 * |" in text and "Study `batch_size`" in text
+
+
+def test_running_sweep_with_one_study_draws_only_its_figure(tmp_path):
+    sweep = tmp_path / "demo"
+    write_trial(sweep, "bn-b32-s0", "bn", 32, flat(16.0))
+    write_trial(sweep, "gn-b32-g8-s0", "gn", 32, [80, 60, 55], groups=8, status="running")
+    path = write_report(sweep)
+    text = path.read_text()
+    assert sorted(p.name for p in path.parent.glob("*.png")) == ["norms_epochs.png"]
+    assert "sweep still running (1 trials not finished)" in text
+    assert "At batch 32 the measured order is BN 16.0% < GN 60.0%" in text and "Provisional" in text
+    assert "| gn-b32-g8-s0 | running | 3 |" in text
+
+
+def test_report_is_replaced_and_stale_figures_go(tmp_path):
+    sweep = tmp_path / "s"
+    write_trial(sweep, "bn-b32-s0", "bn", 32, flat(16.0))
+    write_trial(sweep, "gn-b32-g8-s0", "gn", 32, flat(20.0), groups=8)
+    stale = sweep / "report" / "old_batch.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"x")
+    first = write_report(sweep).read_text()
+    assert not stale.exists() and "GN 20.0%" in first
+    write_trial(sweep, "gn-b32-g8-s0", "gn", 32, flat(12.0), groups=8)
+    assert "GN 12.0% < BN 16.0%" in write_report(sweep).read_text()
+
+
+def test_missing_sweep_or_no_epochs_raise_report_error(tmp_path):
+    with pytest.raises(ReportError, match=re.escape(str(tmp_path / "nope"))):
+        write_report(tmp_path / "nope")
+    (tmp_path / "empty" / "epochs").mkdir(parents=True)
+    with pytest.raises(ReportError, match="no epochs recorded yet in .*empty/epochs"):
+        write_report(tmp_path / "empty")
+    write_trial(tmp_path / "pending", "bn-b32-s0", "bn", 32, [], status="pending")
+    with pytest.raises(ReportError) as e:
+        write_report(tmp_path / "pending")
+    assert "\n" not in str(e.value) and "pending" in str(e.value)
