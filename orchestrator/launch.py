@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -63,8 +64,10 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
 
     from orchestrator.tuning import WORKER_ENV
 
-    kwargs = dict(runtime_env={"env_vars": WORKER_ENV}, log_to_driver=opts.verbose, logging_level="WARNING",
-                  configure_logging=True)
+    # Inside a Ray job whose runtime env already sets these, setting them again would be a merge conflict.
+    env_vars = {k: v for k, v in WORKER_ENV.items() if k not in os.environ}
+    kwargs = dict(runtime_env={"env_vars": env_vars} if env_vars else None, log_to_driver=opts.verbose,
+                  logging_level="WARNING", configure_logging=True)
     if opts.address:
         ctx = ray.init(address=opts.address, **kwargs)
     else:
@@ -116,8 +119,11 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
         return 0
     from trainer import data
 
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", str(opts.results)):
+        raise LaunchError(f"--results {opts.results}: URIs are not supported yet; use a directory on a file system "
+                          f"every node mounts (NFS, EFS, Filestore, a Kubernetes volume)")
     sweep_dir = (Path(opts.results) / spec.name).resolve()
-    dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve())
+    dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve()).resolve()
     data.verify(dataset_dir, data.load_info(dataset_dir))
     check_fingerprint(sweep_dir, spec, trials)
     pending, prior = pending_trials(sweep_dir, trials)

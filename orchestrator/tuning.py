@@ -44,8 +44,9 @@ def trial_resources(spec):
 
 
 def run_trials(spec, pending, *, sweep_dir: Path, dataset_dir: Path, callbacks: list,
-               max_concurrent: int | None = None):
-    """Run ``pending`` planned trials on the connected Ray cluster; returns Tune's ResultGrid."""
+               max_concurrent: int | None = None, trainable=run_trial):
+    """Run ``pending`` planned trials on the connected Ray cluster; returns Tune's ResultGrid. ``trainable`` is
+    replaceable for scheduling benchmarks and fault tests."""
     from ray import tune
 
     param_space = {
@@ -54,7 +55,7 @@ def run_trials(spec, pending, *, sweep_dir: Path, dataset_dir: Path, callbacks: 
         "checkpoint_root": str(sweep_dir / "checkpoints"),
     }
     tuner = tune.Tuner(
-        tune.with_resources(run_trial, trial_resources(spec)),
+        tune.with_resources(trainable, trial_resources(spec)),
         param_space=param_space,
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=False,
                                     trial_name_creator=lambda t: t.config["trial"]["key"],
