@@ -122,3 +122,41 @@ def test_groups_and_channels_per_group_are_exclusive():
         resolve_groups("gn", 16, groups=4, channels_per_group=4)
     with pytest.raises(ValueError, match="unknown norm"):
         resolve_groups("wn", 16)
+
+
+@pytest.mark.parametrize("groups", [1, 4, 16])
+def test_group_norm_matches_keras_layer_values_and_gradients(x, groups):
+    """Our GroupNorm against Keras' GroupNormalization (epsilon 1e-5): outputs and gradients of all inputs."""
+    import keras
+    import tensorflow as tf
+
+    ours = make_norm("gn", 16, groups=groups)
+    theirs = keras.layers.GroupNormalization(groups=groups, epsilon=EPS)
+    gamma, beta = _with_affine(ours, x)
+    theirs.build(x.shape)
+    theirs.gamma.assign(gamma)
+    theirs.beta.assign(beta)
+    xt = tf.constant(x * 10 + 50)  # a large mean must not cost precision
+    upstream = tf.constant(np.random.default_rng(3).normal(size=x.shape).astype("float32"))
+    grads = []
+    for layer in (ours, theirs):
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            out = layer(xt)
+            loss = tf.reduce_sum(out * upstream)
+        grads.append((out.numpy(), *[g.numpy() for g in tape.gradient(loss, [xt, layer.gamma.value,
+                                                                              layer.beta.value])]))
+    for a, b in zip(*grads):
+        assert np.max(np.abs(a - b)) < 2e-4 * max(1.0, np.max(np.abs(b)))
+
+
+def test_group_norm_survives_a_checkpoint(tmp_path):
+    import keras
+
+    inputs = keras.Input((4, 4, 8))
+    model = keras.Model(inputs, make_norm("gn", 8, groups=2, zero_init=True, weight_decay=1e-4)(inputs))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    layer = loaded.layers[-1]
+    assert layer.groups == 2 and layer.epsilon == EPS and not np.any(np.asarray(layer.gamma))
+    assert len(loaded.losses) == 2

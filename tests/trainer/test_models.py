@@ -2,9 +2,10 @@ import keras
 import numpy as np
 import pytest
 
+from normalization.group_norm import GroupNorm
 from trainer.models import MODEL_NAMES, build_model, default_groups, norm_channels
 
-NORM_LAYERS = (keras.layers.GroupNormalization, keras.layers.BatchNormalization)
+NORM_LAYERS = (GroupNorm, keras.layers.BatchNormalization)
 
 
 def _norms(model):
