@@ -1,0 +1,134 @@
+"""A real sweep end to end: the CLI, local Ray, Ray Tune, real Keras training on real digits, real Parquet."""
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from results.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
+
+GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
+EPOCHS = 2
+
+
+def write_spec(path: Path, dataset: Path, *, name="small", seeds=(0,), epochs=EPOCHS, extra_study=""):
+    path.write_text(f"""
+name: {name}
+dataset: {dataset}
+model: resnet8
+train: {{epochs: {epochs}, base_lr: 0.1, base_batch: 32}}
+studies:
+  norms: {{norm: [bn, gn], batch_size: [64]}}
+  small: {{norm: [bn], batch_size: [128, 64]}}
+{extra_study}
+seeds: {list(seeds)}
+defaults: {{groups: 8}}
+resources: {{cpu: 1}}
+retries: 1
+""")
+    return path
+
+
+def gnsweep(*args, cwd: Path, timeout=600):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([*GNSWEEP, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory, digits_dataset):
+    """One launch of a 3-trial sweep (bn-b64 shared by both studies), shared by the tests of this module."""
+    root = tmp_path_factory.mktemp("sweep")
+    spec = write_spec(root / "small.yaml", digits_dataset)
+    started = time.monotonic()
+    run = gnsweep("launch", spec, "--results", root / "results", "--no-dashboard", cwd=root)
+    return root, spec, run, time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_sweep_end_to_end(small_sweep):
+    root, _, run, _ = small_sweep
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "3 trials" in run.stdout and "results:" in run.stdout
+    epochs = pd.read_parquet(root / "results" / "small" / "epochs")
+    assert list(epochs.columns) == EPOCH_SCHEMA.names
+    assert len(epochs) == 3 * EPOCHS
+    assert epochs.groupby("trial_key")["epoch"].apply(sorted).apply(list).tolist() == [[1, 2]] * 3
+    assert not epochs.duplicated(["trial_key", "epoch"]).any()
+    assert epochs["val_err"].between(0, 100).all() and epochs["images_per_second"].gt(0).all()
+    assert set(epochs["batch_size"]) == {64, 128} and str(epochs["batch_size"].dtype) == "int32"
+    gn = epochs[epochs.norm == "gn"]
+    assert set(gn["groups"]) == {8} and epochs[epochs.norm == "bn"]["groups"].isna().all()
+    # lr scales with the batch and decays (epochs=2: /10 at epoch 1)
+    bn64 = epochs[epochs.trial_key == "bn-b64-s0"].sort_values("epoch")
+    assert bn64["lr"].tolist() == pytest.approx([0.2, 0.02])
+
+    trials = pd.read_parquet(root / "results" / "small" / "trials")
+    assert list(trials.columns) == TRIAL_SCHEMA.names
+    assert sorted(trials["trial_key"]) == ["bn-b128-s0", "bn-b64-s0", "gn-b64-g8-s0"]
+    assert set(trials["status"]) == {"completed"} and (trials["epochs"] == EPOCHS).all()
+    shared = trials.set_index("trial_key").loc["bn-b64-s0"]
+    assert sorted(shared["studies"]) == ["norms", "small"]
+    for key, group in epochs.groupby("trial_key"):
+        final = trials.set_index("trial_key").loc[key, "final_val_err"]
+        assert final == pytest.approx(group.sort_values("epoch")["val_err"].tail(5).median())
+
+
+@pytest.mark.slow
+def test_status_lists_every_trial(small_sweep):
+    root = small_sweep[0]
+    run = gnsweep("status", "small", "--results", root / "results", cwd=root)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 4 and all("completed" in line for line in lines[1:])
+
+
+@pytest.mark.slow
+def test_relaunch_is_a_no_op(small_sweep):
+    root, spec, first, _ = small_sweep
+    before = sorted(p.name for p in (root / "results" / "small" / "epochs").iterdir())
+    started = time.monotonic()
+    run = gnsweep("launch", spec, "--results", root / "results", "--no-dashboard", cwd=root)
+    assert run.returncode == 0, run.stderr
+    assert "nothing to run" in run.stdout and "Ray dashboard" not in run.stdout
+    assert sorted(p.name for p in (root / "results" / "small" / "epochs").iterdir()) == before
+    assert time.monotonic() - started < 30
+
+
+@pytest.mark.slow
+def test_a_new_seed_runs_only_the_new_trials(small_sweep, tmp_path):
+    root, spec, _, _ = small_sweep
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    bigger = write_spec(tmp_path / "small.yaml", Path(spec.read_text().split("dataset: ")[1].split("\n")[0]),
+                        seeds=(0, 1))
+    run = gnsweep("launch", bigger, "--results", results, "--no-dashboard", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "running 3 of 6 trials" in run.stdout
+    trials = pd.read_parquet(results / "small" / "trials").set_index("trial_key")
+    assert len(trials) == 6 and set(trials["status"]) == {"completed"}
+    assert (trials.loc[[k for k in trials.index if k.endswith("s0")], "attempts"] == 1).all()
+    epochs = pd.read_parquet(results / "small" / "epochs")
+    assert len(epochs) == 6 * EPOCHS and not epochs.duplicated(["trial_key", "epoch"]).any()
+
+
+@pytest.mark.slow
+def test_changed_settings_under_the_same_name_are_refused(small_sweep, tmp_path):
+    root, spec, _, _ = small_sweep
+    changed = tmp_path / "small.yaml"
+    changed.write_text(spec.read_text().replace(f"epochs: {EPOCHS}", "epochs: 3"))
+    run = gnsweep("launch", changed, "--results", root / "results", "--no-dashboard", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "other settings" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path, digits_dataset):
+    spec = write_spec(tmp_path / "small.yaml", digits_dataset)
+    run = gnsweep("launch", spec, "--dry-run", "--results", tmp_path / "results", cwd=tmp_path, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "3 trials" in run.stdout and "bn-b64-s0" in run.stdout and "per study: norms 2, small 2" in run.stdout
+    assert not (tmp_path / "results").exists()
