@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -68,15 +69,91 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
     env_vars = {k: v for k, v in WORKER_ENV.items() if k not in os.environ}
     kwargs = dict(runtime_env={"env_vars": env_vars} if env_vars else None, log_to_driver=opts.verbose,
                   logging_level="WARNING", configure_logging=True)
-    if opts.address:
-        ctx = ray.init(address=opts.address, **kwargs)
+    # Join only a cluster the user named (--address, or RAY_ADDRESS as set inside a Ray job); never the "latest
+    # cluster" Ray remembers in /tmp/ray/ray_current_cluster, which may be long gone (ray.init would wait on it forever).
+    address = opts.address or os.environ.get("RAY_ADDRESS")
+    if address:
+        ctx = ray.init(address=address, **kwargs)
     else:
         if opts.dashboard and opts.dashboard_host not in ("127.0.0.1", "localhost"):
             echo(f"warning: the Ray dashboard on {opts.dashboard_host} has no access control of its own; anyone who "
                  f"can reach that address can submit jobs")
-        ctx = ray.init(include_dashboard=opts.dashboard, dashboard_host=opts.dashboard_host, **kwargs)
+        ctx = ray.init(address="local", include_dashboard=opts.dashboard, dashboard_host=opts.dashboard_host, **kwargs)
     if ctx.dashboard_url:
         echo(f"Ray dashboard: http://{ctx.dashboard_url}")
+
+
+STORAGE_CHECK_SECONDS = 120
+SHARED_STORAGE_HINT = "must be on storage every node mounts at the same path (NFS, EFS, Filestore, a Kubernetes volume)"
+
+
+def missing_paths(paths: list[str]) -> list[str]:
+    """The ``paths`` this process cannot see; runs as a Ray task pinned to each node by ``check_shared_storage``."""
+    return [p for p in paths if not os.path.exists(p)]
+
+
+def trial_nodes() -> list[dict]:
+    """Alive nodes that can run a trial (some CPU or GPU); a 0-CPU head runs none."""
+    import ray
+
+    return [n for n in ray.nodes()
+            if n.get("Alive") and (n["Resources"].get("CPU", 0) > 0 or n["Resources"].get("GPU", 0) > 0)]
+
+
+def node_name(node: dict) -> str:
+    return f"{node.get('NodeManagerAddress', '?')} ({node['NodeID'][:8]})"
+
+
+def unseen_paths(paths: dict[str, Path], nodes: list[dict], timeout: float = STORAGE_CHECK_SECONDS) -> dict[str, list]:
+    """For each of ``paths`` (label -> absolute path) that some of ``nodes`` cannot see, those nodes' names. A node
+    whose check fails or does not answer within ``timeout`` seconds counts as seeing nothing."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    check = ray.remote(num_cpus=0, max_retries=0)(missing_paths)
+    wanted = {str(p): label for label, p in paths.items()}
+    refs = {check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
+            .remote(list(wanted)): n for n in nodes}
+    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+    blind: dict[str, list] = {}
+    for ref, node in refs.items():
+        try:
+            missing = ray.get(ref) if ref in ready else list(wanted)
+        except ray.exceptions.RayError:
+            missing = list(wanted)
+        for p in missing:
+            blind.setdefault(wanted[p], []).append(node_name(node))
+    return blind
+
+
+def check_shared_storage(sweep_dir: Path, dataset_dir: Path, echo: Callable[[str], None]) -> None:
+    """On a cluster of several nodes, refuse to start unless every node that can run a trial sees the sweep directory
+    (a retried trial resumes from its checkpoint on whichever node it lands) and the dataset at the same paths. Ray
+    Tune would not notice: trials would fail one by one, or a lost node's trial would restart from scratch."""
+    import ray
+
+    from trainer.data import INFO_FILE
+
+    if sum(1 for n in ray.nodes() if n.get("Alive")) < 2:
+        return
+    nodes = trial_nodes()
+    marker = sweep_dir / f".storage-check-{uuid.uuid4().hex}"
+    marker.write_text("written by the gnsweep driver; every node must see it\n")
+    try:
+        blind = unseen_paths({"results": marker, "dataset": dataset_dir / INFO_FILE}, nodes)
+    finally:
+        marker.unlink(missing_ok=True)
+    problems = []
+    if "results" in blind:
+        problems.append(f"shared storage: {len(blind['results'])} of {len(nodes)} nodes cannot see the results "
+                        f"directory {sweep_dir} ({', '.join(blind['results'])}); results and checkpoints (--results) "
+                        f"{SHARED_STORAGE_HINT}")
+    if "dataset" in blind:
+        problems.append(f"shared storage: {len(blind['dataset'])} of {len(nodes)} nodes cannot see the dataset "
+                        f"{dataset_dir} ({', '.join(blind['dataset'])}); it {SHARED_STORAGE_HINT}")
+    if problems:
+        raise LaunchError("\n".join(problems))
+    echo(f"shared storage: checked {len(nodes)} nodes")
 
 
 def cluster_problems(spec) -> list[str]:
@@ -101,7 +178,8 @@ def summary(sweep_dir: Path, keys: list[str]) -> tuple[str, list[str]]:
             continue
         r = trials.loc[key]
         err = "-" if r["final_val_err"] is None or r["final_val_err"] != r["final_val_err"] else f"{r['final_val_err']:.2f}"
-        lines.append(f"{key:<24} {r['status']:<10} {int(r['epochs']):>6} {err:>16}  {r['error'] or ''}")
+        error = r["error"] if isinstance(r["error"], str) else ""  # a null string reads back as NaN
+        lines.append(f"{key:<24} {r['status']:<10} {int(r['epochs']):>6} {err:>16}  {error}")
         if r["status"] == "failed":
             failed.append(key)
     return "\n".join(lines), failed
@@ -136,6 +214,7 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
         problems = cluster_problems(spec)
         if problems:
             raise LaunchError("\n".join(problems))
+        check_shared_storage(sweep_dir, dataset_dir, echo)
         from orchestrator.progress import ProgressPrinter
         from orchestrator.tuning import run_trials
         from results.callback import ResultsWriter

@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,19 +34,38 @@ retries: 1
     return path
 
 
-def gnsweep(*args, cwd: Path, timeout=600):
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([*GNSWEEP, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+def gnsweep(*args, cwd: Path, timeout=400, env=None):
+    """Run the CLI; a run past ``timeout`` fails with what it printed (not pytest-timeout's bare stack)."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    try:
+        return subprocess.run([*GNSWEEP, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err = (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        pytest.fail(f"gnsweep {' '.join(map(str, args))} ran past {timeout} s\nstdout:\n{out[-3000:]}\n"
+                    f"stderr:\n{err[-3000:]}")
 
 
 @pytest.fixture(scope="module")
-def small_sweep(tmp_path_factory, digits_dataset):
+def stale_ray_tmpdir():
+    """A Ray temp dir whose ray_current_cluster names a cluster long gone (an unroutable TEST-NET address): a plain
+    ``ray.init()`` would wait on it forever; launch without --address must start its own local Ray regardless."""
+    path = Path(tempfile.mkdtemp(prefix="gnray-", dir="/tmp"))  # short: Ray's socket paths must stay < 108 chars
+    (path / "ray").mkdir()
+    (path / "ray" / "ray_current_cluster").write_text("192.0.2.2:45865")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory, digits_dataset, stale_ray_tmpdir):
     """One launch of a 3-trial sweep (bn-b64 shared by both studies), shared by the tests of this module."""
     root = tmp_path_factory.mktemp("sweep")
     spec = write_spec(root / "small.yaml", digits_dataset)
     started = time.monotonic()
-    run = gnsweep("launch", spec, "--results", root / "results", "--no-dashboard", cwd=root)
+    run = gnsweep("launch", spec, "--results", root / "results", "--no-dashboard", cwd=root,
+                  env={"RAY_TMPDIR": str(stale_ray_tmpdir)})
     return root, spec, run, time.monotonic() - started
 
 
