@@ -221,8 +221,15 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
 
         writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior)
         progress = ProgressPrinter(len(trials), spec.train.epochs, done_before=len(trials) - len(pending), echo=echo)
-        run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir, callbacks=[writer, progress],
-                   max_concurrent=opts.max_concurrent)
+        try:
+            run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir, callbacks=[writer, progress],
+                       max_concurrent=opts.max_concurrent)
+        except Exception:
+            if writer.failure is None:
+                raise
+            # Tune stops the sweep when a results file cannot be written; what was written before stays readable
+            raise LaunchError(f"{writer.failure}; the results written before it are intact: make room (or make it "
+                              f"writable) and launch again to go on") from None
     table, failed = summary(sweep_dir, keys)
     echo(table)
     echo(f"results: {sweep_dir} (pd.read_parquet('{sweep_dir / 'epochs'}'))")

@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from ray import tune
 
 from results import store
@@ -38,6 +39,20 @@ def trial_row(sweep_dir: Path, base: dict, *, status: str, error: str | None = N
             "ended_at": now() if status in ("completed", "failed", "diverged") else None}
 
 
+def plain(value):
+    """A value of a row read back with pandas as the plain Python value it was written from: pandas turns a null
+    int32 into NaN, a null timestamp into NaT and a list into an ndarray, which pyarrow refuses to write back."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (list, tuple, dict)):
+        return value
+    if value is None or pd.isna(value):
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def error_message(trial) -> str:
     """The last line of the trial's traceback (e.g. ``ValueError: ...``)."""
     path = trial.error_file
@@ -55,8 +70,19 @@ class ResultsWriter(tune.Callback):
         self.sweep_dir = Path(sweep_dir)
         self.sweep = sweep
         self.studies = studies  # trial_key -> studies
-        self.rows = {key: dict(row) for key, row in prior.items()}  # trial_key -> trials row of earlier launches
+        # trial_key -> trials row of earlier launches (as read back with pandas)
+        self.rows = {key: {k: plain(v) for k, v in row.items()} for key, row in prior.items()}
         self.diverged: set[str] = set()
+        self.failure: store.StoreError | None = None  # the first results file that could not be written
+
+    def _store(self, write, row: dict) -> None:
+        """Write a row; a StoreError stops the sweep (Tune re-raises it from ``fit``, wrapped in a TuneError), so it
+        is kept here for the launcher to report as one line."""
+        try:
+            write(self.sweep_dir, row)
+        except store.StoreError as e:
+            self.failure = self.failure or e
+            raise
 
     def _base(self, trial) -> dict:
         key = trial.config["trial"]["key"]
@@ -70,7 +96,7 @@ class ResultsWriter(tune.Callback):
     def _update(self, trial, status: str, error: str | None = None) -> None:
         row = trial_row(self.sweep_dir, self._base(trial), status=status, error=error)
         self.rows[row["trial_key"]] = row
-        store.write_trial_row(self.sweep_dir, row)
+        self._store(store.write_trial_row, row)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         base = self._base(trial)
@@ -86,7 +112,7 @@ class ResultsWriter(tune.Callback):
                                        "channels_per_group", "seed")},
                **{k: float(result[k]) for k in EPOCH_METRICS}, "epoch": int(result["epoch"]),
                "attempt": int(base["attempts"]) - 1, "node": result.get("node"), "recorded_at": now()}
-        store.write_epoch_row(self.sweep_dir, row)
+        self._store(store.write_epoch_row, row)
         if not math.isfinite(row["train_loss"]) or not math.isfinite(row["val_loss"]):
             self.diverged.add(base["trial_key"])
         self._update(trial, "running")

@@ -25,14 +25,24 @@ def sweep_path(results_root: str | Path, name: str) -> Path:
     return Path(results_root) / name
 
 
+class StoreError(Exception):
+    """A results file could not be written (disk full, read-only or missing directory); one line naming the file.
+    What was written before stays readable."""
+
+
 def _write_atomic(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            pq.write_table(table, tmp)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+    except OSError as e:
+        reason = os.strerror(e.errno) if e.errno else str(e).splitlines()[0]
+        raise StoreError(f"cannot write {path}: {reason}") from e
 
 
 def epoch_file(sweep_dir: Path, trial_key: str, epoch: int) -> Path:
