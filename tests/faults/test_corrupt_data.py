@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sweeps import gnsweep, write_spec
+from launches import gnsweep, write_spec
 
 TRAIN_PER_CLASS = 4
 VAL_PER_CLASS = 2

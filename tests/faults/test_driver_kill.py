@@ -9,7 +9,7 @@ as ``_write_atomic`` renames only complete files) is planted before the relaunch
 """
 import pandas as pd
 import pytest
-from sweeps import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_files, session_pids, statuses, \
+from launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_files, session_pids, statuses, \
     trials_table, write_spec
 
 from results import store

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from sweeps import Launch, assert_one_row_per_epoch, write_spec
+from launches import Launch, assert_one_row_per_epoch, write_spec
 
 from results import store
 from results.callback import ResultsWriter

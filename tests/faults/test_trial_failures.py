@@ -9,7 +9,7 @@ import signal
 import numpy as np
 import pandas as pd
 import pytest
-from sweeps import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_files, gnsweep, trial_workers, \
+from launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_files, gnsweep, trial_workers, \
     write_spec
 
 EPOCHS = 2
