@@ -21,14 +21,19 @@ FINAL_EPOCHS = 5  # the paper reports the median error of the final 5 epochs
 Report = Callable[[EpochMetrics], None]
 
 
-def configure_tensorflow(cpus: int | None = None) -> None:
+def configure_tensorflow(cpus: int | None = None, replicas: int = 1) -> None:
     """Cap TensorFlow's thread pools to the trial's CPU share and let GPUs grow their memory (so fractional-GPU
-    trials can share a device). Must run before TensorFlow executes its first op; later calls are no-ops."""
+    trials can share a device). Without GPUs, ``replicas`` > 1 splits the CPU into that many logical devices so
+    ``_strategy`` can mirror over them. Must run before TensorFlow executes its first op; later calls are no-ops."""
     import tensorflow as tf
 
     try:
-        for gpu in tf.config.list_physical_devices("GPU"):
+        gpus = tf.config.list_physical_devices("GPU")
+        for gpu in gpus:
             tf.config.experimental.set_memory_growth(gpu, True)
+        if replicas > 1 and not gpus:
+            cpu = tf.config.list_physical_devices("CPU")[0]
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
         if cpus:
             tf.config.threading.set_intra_op_parallelism_threads(int(cpus))
             tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, int(cpus))))
@@ -53,9 +58,11 @@ def lr_schedule(trial: TrialConfig, steps_per_epoch: int):
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
 
 
-def steps_per_execution(batch_size: int) -> int:
-    """Several small steps per compiled call so small batches do not pay a host round-trip each step."""
-    return max(1, 64 // batch_size)
+def steps_per_execution(batch_size: int, replicas: int = 1) -> int:
+    """Several small steps per compiled call so small batches do not pay a host round-trip each step; one under a
+    multi-replica strategy, where Keras 3.15's multi-step loop fails ("You must feed a value for placeholder
+    tensor", keras-team/keras#19246)."""
+    return 1 if replicas > 1 else max(1, 64 // batch_size)
 
 
 def use_xla() -> bool:
@@ -78,7 +85,7 @@ def compile_model(model, trial: TrialConfig, steps_per_epoch: int, optimizer=Non
         metrics=[keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="ce"),
                  keras.metrics.SparseCategoricalAccuracy(name="acc"),
                  keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
-        steps_per_execution=steps_per_execution(trial.batch_size),
+        steps_per_execution=steps_per_execution(trial.batch_size, trial.replicas),
         jit_compile=use_xla(),
     )
 
@@ -111,7 +118,7 @@ def train_trial(trial: TrialConfig, dataset_dir: str | Path, checkpoint_dir: str
     Each trial builds a fresh model; ``trial.batch_size`` is the per-replica batch BN normalizes over; the number of
     epochs is the same for every batch size.
     """
-    configure_tensorflow(cpus)
+    configure_tensorflow(cpus, trial.replicas)
     import keras
 
     from trainer.pipeline import InputPipeline

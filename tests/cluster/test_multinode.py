@@ -1,0 +1,237 @@
+"""A real Ray cluster of several nodes on one machine (``ray.cluster_utils.Cluster``): a sweep joined with
+``--address`` spreads over the workers, survives losing the node a trial runs on, checks that every node sees the
+results, and ``gnsweep status`` reads what it wrote. Also the local dashboard's binding.
+
+The cluster's head has no CPUs, so every trial runs on a worker that can be removed. Ray records the newest
+cluster's address in ``$RAY_TMPDIR/ray/ray_current_cluster`` and a plain ``ray.init()`` on the machine would join it,
+so the cluster, and the local launch below, run under a private ``RAY_TMPDIR``.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
+EPOCHS = 2
+TRIALS = ["bn-b128-s0", "bn-b64-s0", "gn-b64-g8-s0"]
+
+
+def write_spec(path: Path, dataset: Path, *, name: str, epochs: int, studies: str) -> Path:
+    path.write_text(f"""
+name: {name}
+dataset: {dataset}
+model: resnet8
+train: {{epochs: {epochs}, base_lr: 0.1, base_batch: 32}}
+studies:
+{studies}
+defaults: {{groups: 8}}
+resources: {{cpu: 1}}
+retries: 1
+""")
+    return path
+
+
+def private_ray_env(tmp: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    return {**env, "RAY_TMPDIR": tmp, "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def ray_tmp():
+    """A short private Ray temp dir (Unix socket paths must stay under ~107 characters)."""
+    tmp = tempfile.mkdtemp(prefix="gnray-", dir="/tmp")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_TMPDIR", tmp)
+        mp.delenv("RAY_ADDRESS", raising=False)
+        yield tmp
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(ray_tmp):
+    """A 0-CPU head and two 1-CPU workers."""
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
+    workers = [c.add_node(num_cpus=1) for _ in range(2)]
+    c.wait_for_nodes()
+    yield c, workers
+    c.shutdown()
+
+
+def first_epoch_row(epochs_dir: Path, launch: subprocess.Popen, timeout: float = 240) -> tuple[Path, dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and launch.poll() is None:
+        files = sorted(epochs_dir.glob("*.parquet")) if epochs_dir.exists() else []
+        if files:
+            return files[0], pq.read_table(files[0]).to_pylist()[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no epoch row within {timeout}s (launch exit status {launch.poll()})")
+
+
+@pytest.fixture(scope="module")
+def cluster_sweep(cluster, ray_tmp, tmp_path_factory, digits_dataset):
+    """One sweep of 3 trials on the 2 workers; when the first epoch row appears, the node that trial runs on is
+    killed (not drained) and a fresh node joins. Returns what the test needs to judge the outcome."""
+    c, workers = cluster
+    root = tmp_path_factory.mktemp("cluster-sweep")
+    spec = write_spec(root / "multi.yaml", digits_dataset, name="multi", epochs=EPOCHS,
+                      studies="  norms: {norm: [bn, gn], batch_size: [64]}\n  small: {norm: [bn], batch_size: [128]}")
+    results = root / "results"
+    with open(root / "stdout", "w") as out, open(root / "stderr", "w") as err:
+        launch = subprocess.Popen([*GNSWEEP, "launch", spec, "--address", c.address, "--results", results,
+                                   "--no-dashboard"], cwd=root, env=private_ray_env(ray_tmp), stdout=out, stderr=err)
+        try:
+            path, row = first_epoch_row(results / "multi" / "epochs", launch)
+            lost = next(n for n in workers if n.node_id == row["node"])
+            before = {p.name: p.read_bytes() for p in (results / "multi" / "epochs").glob(f"{row['trial_key']}-*")}
+            c.remove_node(lost, allow_graceful=False)
+            spare = c.add_node(num_cpus=1)
+            code = launch.wait(timeout=420)
+        finally:
+            if launch.poll() is None:
+                launch.kill()
+    return {"root": root, "results": results, "code": code, "stdout": (root / "stdout").read_text(),
+            "stderr": (root / "stderr").read_text(), "lost": lost.node_id, "trial": row["trial_key"],
+            "before": before, "workers": [n.node_id for n in workers], "spare": spare.node_id,
+            "head": c.head_node.node_id}
+
+
+@pytest.mark.slow
+def test_trials_ran_on_both_workers_and_none_on_the_head(cluster_sweep):
+    s = cluster_sweep
+    assert s["code"] == 0, s["stderr"][-3000:]
+    epochs = pd.read_parquet(s["results"] / "multi" / "epochs")
+    assert sorted(epochs["trial_key"].unique()) == TRIALS and len(epochs) == len(TRIALS) * EPOCHS
+    nodes = set(epochs["node"])
+    assert set(s["workers"]) <= nodes <= {*s["workers"], s["spare"]}
+    assert s["head"] not in nodes
+    trials = pd.read_parquet(s["results"] / "multi" / "trials")
+    assert set(trials["status"]) == {"completed"} and (trials["epochs"] == EPOCHS).all()
+
+
+@pytest.mark.slow
+def test_a_trial_on_a_lost_node_resumes_from_its_checkpoint_elsewhere(cluster_sweep):
+    s = cluster_sweep
+    assert s["code"] == 0, s["stderr"][-3000:]
+    epochs_dir = s["results"] / "multi" / "epochs"
+    rows = pd.read_parquet(epochs_dir).query("trial_key == @s['trial']").sort_values("epoch")
+    assert rows["epoch"].tolist() == list(range(1, EPOCHS + 1))  # one row per epoch, no gap
+    # rows written before the node was lost are untouched: those epochs were not trained again
+    assert s["before"] and all((epochs_dir / name).read_bytes() == data for name, data in s["before"].items())
+    done_before = len(s["before"])
+    earlier, later = rows.iloc[:done_before], rows.iloc[done_before:]
+    assert set(earlier["node"]) == {s["lost"]} and set(earlier["attempt"]) == {0}
+    assert len(later) and s["lost"] not in set(later["node"]) and (later["attempt"] >= 1).all()
+    trial = pd.read_parquet(s["results"] / "multi" / "trials").set_index("trial_key").loc[s["trial"]]
+    assert trial["status"] == "completed" and trial["attempts"] >= 2
+
+
+@pytest.mark.slow
+def test_every_node_was_checked_for_shared_storage(cluster_sweep):
+    assert "shared storage: checked 2 nodes" in cluster_sweep["stdout"]
+
+
+@pytest.mark.slow
+def test_status_reads_a_cluster_sweep(cluster_sweep):
+    s = cluster_sweep
+    run = subprocess.run([*GNSWEEP, "status", "multi", "--results", s["results"]], cwd=s["root"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.strip().splitlines()
+    assert len(lines) == 1 + len(TRIALS)
+    assert all("completed" in line and f" {EPOCHS} " in line for line in lines[1:])
+
+
+@pytest.mark.slow
+def test_nodes_that_cannot_see_the_storage_are_refused_by_name(cluster, tmp_path, digits_dataset):
+    import ray
+
+    from orchestrator.launch import LaunchError, check_shared_storage, node_name, trial_nodes, unseen_paths
+
+    c, _ = cluster
+    ray.init(address=c.address, logging_level="WARNING")
+    try:
+        nodes = trial_nodes()
+        names = sorted(node_name(n) for n in nodes)
+        assert len(nodes) == 2
+        gone = Path(tempfile.mkdtemp(dir=tmp_path))
+        (gone / "marker").write_text("x")
+        shutil.rmtree(gone)  # exists for nobody now: a directory only the driver's machine ever had
+        blind = unseen_paths({"results": gone / "marker", "seen": digits_dataset / "dataset.json"}, nodes)
+        assert list(blind) == ["results"] and sorted(blind["results"]) == names
+        with pytest.raises(LaunchError) as refused:
+            check_shared_storage(tmp_path, gone, echo=print)
+        message = str(refused.value)
+        assert "\n" not in message and f"cannot see the dataset {gone}" in message
+        assert all(name in message for name in names) and "every node mounts" in message
+        assert not list(tmp_path.glob(".storage-check-*"))  # the marker is cleaned up
+        lines = []
+        check_shared_storage(tmp_path, digits_dataset, echo=lines.append)
+        assert lines == ["shared storage: checked 2 nodes"]
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_local_dashboard_binds_to_loopback(tmp_path, digits_dataset):
+    import ray.util
+
+    spec = write_spec(tmp_path / "dash.yaml", digits_dataset, name="dash", epochs=1,
+                      studies="  one: {norm: [bn], batch_size: [128]}")
+    ray_tmp = tempfile.mkdtemp(prefix="gnray-", dir="/tmp")
+    launch = subprocess.Popen([*GNSWEEP, "launch", spec, "--results", tmp_path / "results"], cwd=tmp_path,
+                              env=private_ray_env(ray_tmp), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    try:
+        url = None
+        for line in launch.stdout:
+            if line.startswith("Ray dashboard: "):
+                url = urlparse(line.split(": ", 1)[1].strip())
+                break
+        assert url is not None, "no dashboard URL printed"
+        assert url.hostname == "127.0.0.1"
+        with urllib.request.urlopen(f"http://127.0.0.1:{url.port}/api/gcs_healthz", timeout=10) as r:
+            assert r.status == 200
+        token = Path.home() / ".ray" / "auth_token"
+        headers = {"Authorization": f"Bearer {token.read_text().strip()}"} if token.exists() else {}
+        req = urllib.request.Request(f"http://127.0.0.1:{url.port}/api/version", headers=headers)
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert "ray_version" in json.loads(r.read())
+        ip = ray.util.get_node_ip_address()
+        if not ip.startswith("127."):
+            with pytest.raises(urllib.error.URLError):
+                urllib.request.urlopen(f"http://{ip}:{url.port}/api/gcs_healthz", timeout=5)
+        rest = launch.stdout.read()
+        assert launch.wait(timeout=300) == 0, rest[-3000:]
+    finally:
+        if launch.poll() is None:
+            launch.kill()
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_dashboard_on_every_interface_is_warned_about(tmp_path):
+    code = ("from orchestrator.launch import LaunchOptions, start_ray\n"
+            "import ray\n"
+            "start_ray(LaunchOptions(dashboard_host='0.0.0.0'), print)\n"
+            "ray.shutdown()\n")
+    ray_tmp = tempfile.mkdtemp(prefix="gnray-", dir="/tmp")
+    try:
+        run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=private_ray_env(ray_tmp),
+                             capture_output=True, text=True, timeout=120)
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "warning: the Ray dashboard on 0.0.0.0 has no access control" in run.stdout
