@@ -47,8 +47,13 @@ def run_trials(spec, pending, *, sweep_dir: Path, dataset_dir: Path, callbacks: 
                max_concurrent: int | None = None, trainable=run_trial):
     """Run ``pending`` planned trials on the connected Ray cluster; returns Tune's ResultGrid. ``trainable`` is
     replaceable for scheduling benchmarks and fault tests."""
+    import logging
+
     from ray import tune
 
+    # Tune's own result.json/progress.csv loggers are off (results go to Parquet), so the ResultGrid it builds at the
+    # end would warn once per trial that it found no metrics: not a problem for gnsweep, and not the user's.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     param_space = {
         "trial": tune.grid_search([{"key": t.key, "config": t.config.to_dict()} for t in pending]),
         "dataset_dir": str(dataset_dir),

@@ -15,7 +15,7 @@ if str(Path(__file__).parent) in sys.path:
 
 @pytest.fixture(scope="session")
 def digits_dataset(tmp_path_factory) -> Path:
-    """scikit-learn's digits prepared as shards (1,437 train / 360 val, 32x32)."""
+    """scikit-learn's digits prepared as shards (1,437 train / 360 val, 16x16)."""
     from trainer.data import prepare
 
     out = tmp_path_factory.mktemp("datasets") / "digits"

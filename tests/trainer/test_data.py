@@ -73,15 +73,15 @@ def zip_tree(tree: Path, zip_path: Path) -> Path:
 def test_digits_is_the_real_sklearn_set_split_80_20(digits_dataset):
     info = load_info(digits_dataset)
     assert info.counts == {"train": 1437, "val": 360}
-    assert info.num_classes == 10 and info.image_size == (32, 32)
+    assert info.num_classes == 10 and info.image_size == (16, 16)
     assert [c["wnid"] for c in info.classes] == [f"digit{d}" for d in range(10)]
     assert info.classes[3]["words"] == "three"
-    assert info.augment == {"pad": 4, "flip": False}
+    assert info.augment == {"pad": 2, "flip": False}  # pad: 1/8 of the side
     assert (len(info.shards["train"]), len(info.shards["val"])) == (4, 1)
     verify(digits_dataset, info)
     val = records(digits_dataset, "val")
     assert all(34 <= n <= 37 for n in np.bincount([r["label"] for r in val], minlength=10))
-    assert tf.io.decode_jpeg(val[0]["image"]).shape == (32, 32, 1)
+    assert tf.io.decode_jpeg(val[0]["image"]).shape == (16, 16, 1)
 
 
 # --- the real Tiny ImageNet sample --------------------------------------------------------------------------

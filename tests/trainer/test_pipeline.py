@@ -17,11 +17,11 @@ def test_train_gives_exactly_steps_full_batches(digits_dataset):
     p = InputPipeline(digits_dataset, cpus=1)
     assert p.train_examples() == 1437 and p.steps_per_epoch(64) == 22
     ds = p.train(64, seed=0, epoch=0, augment=True)
-    assert ds.element_spec[0].shape == (64, 32, 32, 3) and ds.element_spec[1].shape == (64,)
+    assert ds.element_spec[0].shape == (64, 16, 16, 3) and ds.element_spec[1].shape == (64,)
     assert ds.options().threading.private_threadpool_size == 1 and ds.cardinality() == 22
     got = batches(ds)
     assert len(got) == 22
-    assert all(x.shape == (64, 32, 32, 3) and x.dtype == np.float32 and y.dtype == np.int32 for x, y in got)
+    assert all(x.shape == (64, 16, 16, 3) and x.dtype == np.float32 and y.dtype == np.int32 for x, y in got)
     assert set(np.concatenate([y for _, y in got])) == set(range(10))
     with pytest.raises(ValueError, match="larger than the 1437"):
         p.train(2000, seed=0, epoch=0, augment=False)
