@@ -28,7 +28,10 @@ def tiny_sample() -> Path:
     """The real Tiny ImageNet-200 sample (10 classes) in its own layout; never copied into the project."""
     if not os.environ.get(SAMPLE_ENV):
         pytest.skip(f"{SAMPLE_ENV} not set: the real Tiny ImageNet sample is not available")
-    return Path(os.environ[SAMPLE_ENV])
+    path = Path(os.environ[SAMPLE_ENV])
+    if not (path / "wnids.txt").is_file():
+        pytest.fail(f"{SAMPLE_ENV}={path} is not a Tiny ImageNet directory (no wnids.txt)")
+    return path
 
 
 @pytest.fixture(scope="session")
