@@ -291,6 +291,9 @@ def batch_claims(study: Study, table: pd.DataFrame) -> list[Claim]:
     ok = bool(bn_rises and round(bn_spread - gn_spread, 1) > TIE)
     if ok:
         verdict = "the paper's direction is reproduced here: BN's error grows more than GN's as the batch shrinks"
+        if round(gn_range, 1) > max(bn_spread, TIE):
+            verdict += (f"; but GN's error is not flat across batches as in the paper: it varied by {gn_range:.1f} "
+                        f"points, more than BN's rose")
     elif not bn_rises:
         verdict = "the paper's direction is not reproduced here: BN's error did not rise as the batch shrank"
     else:
