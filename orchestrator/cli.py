@@ -4,6 +4,7 @@ Heavy imports (TensorFlow, Ray) happen inside the commands, so ``--help`` and sp
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -24,14 +25,15 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     typer.echo(f"gnsweep: {message}", err=True)
     raise typer.Exit(code)
 
-RESULTS_HELP = "Root of the sweeps' outputs (a sweep goes to DIR/<name>/)."
+RESULTS_HELP = ("Root of the sweeps' outputs (a sweep goes to DIR/<name>/): a directory, or a pyarrow file-system URI "
+                "such as s3://bucket/results (options as ?endpoint_override=host:port&scheme=http).")
 
 
 @app.command()
 def launch(
     spec: Path = typer.Argument(..., help="Sweep spec (YAML)."),
     address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster instead of a local one."),
-    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+    results: str = typer.Option("results", "--results", help=RESULTS_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and start nothing."),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="Trials at once."),
     dashboard: bool = typer.Option(True, "--dashboard/--no-dashboard", help="Start the Ray dashboard (local Ray)."),
@@ -58,29 +60,34 @@ def launch(
 @app.command()
 def status(
     name: str = typer.Argument(..., help="Sweep name."),
-    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+    results: str = typer.Option("results", "--results", help=RESULTS_HELP),
 ) -> None:
     """One line per trial: status, epochs done, latest and final error."""
     from orchestrator.status import StatusError, status_lines
+    from trainer.storage import StorageError, sweep_location
 
     try:
-        for line in status_lines(results / name):
+        for line in status_lines(sweep_location(results, name)):
             typer.echo(line)
-    except StatusError as e:
+    except (StatusError, StorageError) as e:
         fail(str(e))
 
 
 @app.command()
 def report(
     name: str = typer.Argument(..., help="Sweep name."),
-    results: Path = typer.Option(Path("results"), "--results", help=RESULTS_HELP),
+    results: str = typer.Option("results", "--results", help=RESULTS_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help="Local directory for the report (default: the sweep's "
+                                       "report/ folder; for results at a URI, ./results/NAME/report)."),
 ) -> None:
     """Write the paper's tables and figures for a sweep to DIR/NAME/report/report.md."""
     from results.report import ReportError, write_report
+    from trainer.storage import StorageError, sweep_location
 
     try:
-        path = write_report(results / name)
-    except ReportError as e:
+        sweep = sweep_location(results, name)
+        path = write_report(sweep, out)
+    except (ReportError, StorageError) as e:
         fail(str(e))
     typer.echo(f"report: {path}")
 
@@ -119,6 +126,8 @@ def data_download(
 
 
 def main() -> None:
+    # The driver runs TensorFlow only to prepare data; its C++ start-up chatter (oneDNN, CUDA probing) is noise here.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     app()
 
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from orchestrator.plan import PlannedTrial, format_plan, plan_trials
+from trainer.storage import Location, StorageError
 
 FINISHED = ("completed", "diverged")
 SWEEP_FILE = "sweep.json"
@@ -21,7 +21,7 @@ class LaunchError(Exception):
 
 @dataclass
 class LaunchOptions:
-    results: Path = Path("results")
+    results: str | Path = "results"  # a local directory or a trainer.storage URI
     address: str | None = None
     dry_run: bool = False
     max_concurrent: int | None = None
@@ -31,7 +31,7 @@ class LaunchOptions:
     verbose: bool = False
 
 
-def check_fingerprint(sweep_dir: Path, spec, trials: list[PlannedTrial]) -> None:
+def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial]) -> None:
     """Refuse to mix results of different training settings under one sweep name; record the plan's keys."""
     path = sweep_dir / SWEEP_FILE
     fingerprint = spec.fingerprint()
@@ -45,13 +45,13 @@ def check_fingerprint(sweep_dir: Path, spec, trials: list[PlannedTrial]) -> None
             raise LaunchError(f"{path}: sweep {spec.name!r} was run with other settings ({diffs}); "
                               f"give the spec a new name or use another --results directory")
         keys = list(dict.fromkeys(recorded.get("trials", []) + keys))
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{SWEEP_FILE}.tmp")
-    tmp.write_text(json.dumps({"name": spec.name, "fingerprint": fingerprint, "trials": keys}, indent=2))
-    os.replace(tmp, path)
+    try:
+        path.write_text(json.dumps({"name": spec.name, "fingerprint": fingerprint, "trials": keys}, indent=2))
+    except OSError as e:
+        raise LaunchError(f"--results: cannot write {path}: {str(e).splitlines()[0]}") from None
 
 
-def pending_trials(sweep_dir: Path, trials: list[PlannedTrial]) -> tuple[list[PlannedTrial], dict[str, dict]]:
+def pending_trials(sweep_dir: Location, trials: list[PlannedTrial]) -> tuple[list[PlannedTrial], dict[str, dict]]:
     """Trials not finished in earlier launches, and the earlier trials-table rows (for attempts and times)."""
     from results import store
 
@@ -126,10 +126,11 @@ def unseen_paths(paths: dict[str, Path], nodes: list[dict], timeout: float = STO
     return blind
 
 
-def check_shared_storage(sweep_dir: Path, dataset_dir: Path, echo: Callable[[str], None]) -> None:
+def check_shared_storage(sweep_dir: Location | Path, dataset_dir: Path, echo: Callable[[str], None]) -> None:
     """On a cluster of several nodes, refuse to start unless every node that can run a trial sees the sweep directory
     (a retried trial resumes from its checkpoint on whichever node it lands) and the dataset at the same paths. Ray
-    Tune would not notice: trials would fail one by one, or a lost node's trial would restart from scratch."""
+    Tune would not notice: trials would fail one by one, or a lost node's trial would restart from scratch. Results
+    on an object store (a URI) are shared by nature; only the dataset is checked then."""
     import ray
 
     from trainer.data import INFO_FILE
@@ -137,12 +138,17 @@ def check_shared_storage(sweep_dir: Path, dataset_dir: Path, echo: Callable[[str
     if sum(1 for n in ray.nodes() if n.get("Alive")) < 2:
         return
     nodes = trial_nodes()
-    marker = sweep_dir / f".storage-check-{uuid.uuid4().hex}"
-    marker.write_text("written by the gnsweep driver; every node must see it\n")
+    sweep_dir = Location.of(sweep_dir)
+    paths = {"dataset": dataset_dir / INFO_FILE}
+    marker = sweep_dir.as_path() / f".storage-check-{uuid.uuid4().hex}" if sweep_dir.local else None
+    if marker:
+        marker.write_text("written by the gnsweep driver; every node must see it\n")
+        paths["results"] = marker
     try:
-        blind = unseen_paths({"results": marker, "dataset": dataset_dir / INFO_FILE}, nodes)
+        blind = unseen_paths(paths, nodes)
     finally:
-        marker.unlink(missing_ok=True)
+        if marker:
+            marker.unlink(missing_ok=True)
     problems = []
     if "results" in blind:
         problems.append(f"shared storage: {len(blind['results'])} of {len(nodes)} nodes cannot see the results "
@@ -165,7 +171,7 @@ def cluster_problems(spec) -> list[str]:
     return spec_problems_for_cluster(spec, nodes)
 
 
-def summary(sweep_dir: Path, keys: list[str]) -> tuple[str, list[str]]:
+def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
     """A table of the sweep's trials and the keys of those that failed."""
     from results import store
 
@@ -197,10 +203,10 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
         return 0
     from trainer import data
 
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:/", str(opts.results)):
-        raise LaunchError(f"--results {opts.results}: URIs are not supported yet; use a directory on a file system "
-                          f"every node mounts (NFS, EFS, Filestore, a Kubernetes volume)")
-    sweep_dir = (Path(opts.results) / spec.name).resolve()
+    try:
+        sweep_dir = Location.of(opts.results) / spec.name
+    except StorageError as e:
+        raise LaunchError(f"--results {e}") from None
     dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve()).resolve()
     data.verify(dataset_dir, data.load_info(dataset_dir))
     check_fingerprint(sweep_dir, spec, trials)

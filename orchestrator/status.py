@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 
 from results import store
+from trainer.storage import Location
 
 
 class StatusError(Exception):
     pass
 
 
-def status_lines(sweep_dir: Path) -> list[str]:
+def status_lines(sweep_dir: store.Where) -> list[str]:
     """Status, epochs done, latest and final (median of last 5) val error for every planned trial."""
-    sweep_dir = Path(sweep_dir)
+    sweep_dir = Location.of(sweep_dir)
     plan = sweep_dir / "sweep.json"
     if not plan.exists():
         raise StatusError(f"{sweep_dir}: no sweep here (no sweep.json); check the name and --results")

@@ -18,6 +18,7 @@ def run_trial(config: dict) -> None:
     from ray import tune
 
     from trainer import TrialConfig, train_trial
+    from trainer.storage import Location
 
     trial = TrialConfig.from_dict(config["trial"]["config"])
     node = ray.get_runtime_context().get_node_id()
@@ -26,7 +27,8 @@ def run_trial(config: dict) -> None:
     def report(metrics) -> None:
         tune.report({**metrics.to_dict(), "node": node})
 
-    train_trial(trial, config["dataset_dir"], Path(config["checkpoint_root"]) / trial.key, report, cpus=cpus)
+    checkpoint_dir = Location.of(config["checkpoint_root"]) / trial.key
+    train_trial(trial, config["dataset_dir"], checkpoint_dir, report, cpus=cpus)
 
 
 def trial_resources(spec):
@@ -43,21 +45,25 @@ def trial_resources(spec):
     return resources
 
 
-def run_trials(spec, pending, *, sweep_dir: Path, dataset_dir: Path, callbacks: list,
+def run_trials(spec, pending, *, sweep_dir, dataset_dir: Path, callbacks: list,
                max_concurrent: int | None = None, trainable=run_trial):
-    """Run ``pending`` planned trials on the connected Ray cluster; returns Tune's ResultGrid. ``trainable`` is
+    """Run ``pending`` planned trials on the connected Ray cluster; returns Tune's ResultGrid. ``sweep_dir`` is a
+    ``trainer.storage.Location`` (or a local path); Tune keeps its own state there too. ``trainable`` is
     replaceable for scheduling benchmarks and fault tests."""
     import logging
 
     from ray import tune
 
+    from trainer.storage import Location
+
     # Tune's own result.json/progress.csv loggers are off (results go to Parquet), so the ResultGrid it builds at the
     # end would warn once per trial that it found no metrics: not a problem for gnsweep, and not the user's.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    storage = Location.of(sweep_dir)
     param_space = {
         "trial": tune.grid_search([{"key": t.key, "config": t.config.to_dict()} for t in pending]),
         "dataset_dir": str(dataset_dir),
-        "checkpoint_root": str(sweep_dir / "checkpoints"),
+        "checkpoint_root": str(storage / "checkpoints"),
     }
     tuner = tune.Tuner(
         tune.with_resources(trainable, trial_resources(spec)),
@@ -66,7 +72,7 @@ def run_trials(spec, pending, *, sweep_dir: Path, dataset_dir: Path, callbacks: 
                                     trial_name_creator=lambda t: t.config["trial"]["key"],
                                     trial_dirname_creator=lambda t: t.config["trial"]["key"]),
         run_config=tune.RunConfig(
-            name="tune", storage_path=str(Path(sweep_dir).resolve()), callbacks=callbacks, verbose=0,
+            name="tune", storage_path=storage.path, storage_filesystem=storage.fs, callbacks=callbacks, verbose=0,
             failure_config=tune.FailureConfig(max_failures=spec.retries),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1)),
     )

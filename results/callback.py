@@ -12,6 +12,7 @@ from ray import tune
 
 from results import store
 from results.schema import FINAL_EPOCHS
+from trainer.storage import Location
 
 EPOCH_METRICS = ("train_loss", "train_err", "val_loss", "val_err", "val_err_top5", "lr", "epoch_seconds",
                  "images_per_second")
@@ -27,7 +28,7 @@ def config_columns(sweep: str, trial_key: str, trial: dict) -> dict:
             "channels_per_group": trial.get("channels_per_group"), "seed": trial["seed"]}
 
 
-def trial_row(sweep_dir: Path, base: dict, *, status: str, error: str | None = None) -> dict:
+def trial_row(sweep_dir: store.Where, base: dict, *, status: str, error: str | None = None) -> dict:
     """A trials-table row whose figures come from the epochs on disk, so it is right after any crash."""
     epochs = store.read_epochs(sweep_dir, base["trial_key"])
     errs = epochs["val_err"].to_numpy(dtype=float)
@@ -66,8 +67,8 @@ def error_message(trial) -> str:
 class ResultsWriter(tune.Callback):
     """Writes ``epochs/`` rows on every result and the trial's ``trials/`` row on every status change."""
 
-    def __init__(self, sweep_dir: Path, sweep: str, studies: dict[str, tuple[str, ...]], prior: dict[str, dict]):
-        self.sweep_dir = Path(sweep_dir)
+    def __init__(self, sweep_dir: store.Where, sweep: str, studies: dict[str, tuple[str, ...]], prior: dict[str, dict]):
+        self.sweep_dir = Location.of(sweep_dir)
         self.sweep = sweep
         self.studies = studies  # trial_key -> studies
         # trial_key -> trials row of earlier launches (as read back with pandas)

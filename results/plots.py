@@ -6,9 +6,8 @@ built on ``matplotlib.figure.Figure`` (Agg), so no pyplot state or display is in
 """
 from __future__ import annotations
 
-import os
+import io
 import re
-import uuid
 from pathlib import Path
 
 import matplotlib
@@ -18,6 +17,7 @@ from matplotlib.figure import Figure
 
 from results.analysis import Study, epoch_curves, study_table
 from results.paper import NORM_ORDER, PAPER
+from trainer.storage import Location
 
 NORM_COLOURS = {"bn": "#1f77b4", "gn": "#e6550d", "ln": "#2ca02c", "in": "#8e44ad", "none": "#7f7f7f"}
 NORM_SHADES = {"bn": "Blues", "gn": "Oranges", "ln": "Greens", "in": "Purples", "none": "Greys"}
@@ -29,13 +29,10 @@ def _colour(norm: str) -> str:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    """Write the PNG under a hidden name first, so a reader never sees half a figure."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.png")
-    try:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write the PNG whole (a hidden name renamed into place), so a reader never sees half a figure."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    Location.of(path).write_bytes(buffer.getvalue())
     return path
 
 

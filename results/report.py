@@ -5,18 +5,17 @@ trial that is not completed with FINAL_EPOCHS epochs is listed, and every senten
 """
 from __future__ import annotations
 
-import os
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from results import analysis
+from results import analysis, store
 from results.analysis import Study
 from results.paper import references_for
 from results.plots import draw_figures
-from results.schema import EPOCH_SCHEMA, FINAL_EPOCHS, TRIAL_SCHEMA
+from results.schema import FINAL_EPOCHS
+from trainer.storage import Location
 
 REPORT_DIR = "report"
 REPORT_FILE = "report.md"
@@ -26,32 +25,14 @@ class ReportError(Exception):
     """The sweep cannot be reported on (no such directory, or no epoch recorded yet); the message is one line."""
 
 
-def _parquet_files(directory: Path) -> list[Path]:
-    return [p for p in directory.glob("*.parquet") if not p.name.startswith(".")] if directory.is_dir() else []
-
-
-def _read_sweep(sweep_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The epochs and trials tables as plain pandas reads them; the trials table may be empty."""
+def _read_sweep(sweep_dir: Location) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The epochs and trials tables; the trials table may be empty."""
     if not sweep_dir.is_dir():
         raise ReportError(f"no sweep directory at {sweep_dir}")
-    epochs_dir, trials_dir = sweep_dir / "epochs", sweep_dir / "trials"
-    if not _parquet_files(epochs_dir):
-        raise ReportError(f"no epochs recorded yet in {epochs_dir}")
-    epochs = pd.read_parquet(epochs_dir, schema=EPOCH_SCHEMA)
+    epochs = store.read_epochs(sweep_dir)
     if epochs.empty:
-        raise ReportError(f"no epochs recorded yet in {epochs_dir}")
-    trials = (pd.read_parquet(trials_dir, schema=TRIAL_SCHEMA) if _parquet_files(trials_dir)
-              else TRIAL_SCHEMA.empty_table().to_pandas())
-    return epochs, trials
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        raise ReportError(f"no epochs recorded yet in {sweep_dir / store.EPOCHS}")
+    return epochs, store.read_trials(sweep_dir)
 
 
 STUDY_TITLES = {
@@ -72,7 +53,7 @@ TOPICS = {
 }
 
 
-def _header(sweep_dir: Path, epochs: pd.DataFrame, results: pd.DataFrame) -> list[str]:
+def _header(sweep_dir: Location, epochs: pd.DataFrame, results: pd.DataFrame) -> list[str]:
     name = str(epochs["sweep"].mode().iloc[0]) if epochs["sweep"].notna().any() else sweep_dir.name
     models = ", ".join(sorted(results["model"].dropna().astype(str).unique()))
     counts = results["status"].value_counts()
@@ -137,7 +118,7 @@ def _verdict(claim: analysis.Claim) -> str:
     return word + (" (provisional: some trials not completed)" if claim.provisional else "")
 
 
-def render_report(sweep_dir: Path, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path) -> str:
+def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path) -> str:
     """The report's markdown for these tables, drawing its figures into ``report_dir``."""
     results = analysis.trial_results(epochs, trials)
     studies = analysis.find_studies(results)
@@ -167,17 +148,24 @@ def render_report(sweep_dir: Path, epochs: pd.DataFrame, trials: pd.DataFrame, r
     return "\n".join(lines)
 
 
-def write_report(sweep_dir: Path) -> Path:
-    """Write ``sweep_dir/report/report.md`` and its PNGs, replacing any earlier report atomically; returns the
-    path of report.md. Raises ReportError when the sweep directory is missing or holds no epochs yet."""
-    sweep_dir = Path(sweep_dir)
+def default_report_dir(sweep_dir: Location) -> Path:
+    """The sweep's own ``report/`` folder; for a sweep at a URI, ``results/<name>/report`` here (a report is read
+    locally)."""
+    return sweep_dir.as_path() / REPORT_DIR if sweep_dir.local else Path("results") / sweep_dir.name / REPORT_DIR
+
+
+def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path:
+    """Write ``report.md`` and its PNGs into ``report_dir`` (default ``default_report_dir``), replacing any earlier
+    report atomically; returns the path of report.md. Raises ReportError when the sweep directory is missing or
+    holds no epochs yet."""
+    sweep_dir = Location.of(sweep_dir)
     epochs, trials = _read_sweep(sweep_dir)
-    report_dir = sweep_dir / REPORT_DIR
+    report_dir = Path(report_dir) if report_dir is not None else default_report_dir(sweep_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     before = {p for p in report_dir.glob("*.png")}
     text = render_report(sweep_dir, epochs, trials, report_dir)
     path = report_dir / REPORT_FILE
-    _write_atomic(path, text)
+    Location.of(path).write_text(text)
     linked = {p for p in report_dir.glob("*.png") if f"]({p.name})" in text}
     for stale in before - linked:
         stale.unlink(missing_ok=True)

@@ -1,15 +1,22 @@
 """One trial's checkpoints: after every epoch the compiled model (weights and optimizer state), the epoch and the
-history of reported metrics, written atomically so that a crash at any moment leaves the previous one intact."""
+history of reported metrics, written atomically so that a crash at any moment leaves the previous one intact.
+
+The directory is a local path or a URI (``trainer.storage``). ``epoch-NNNN/`` is complete before ``latest`` names it:
+locally it is renamed into place from a hidden name, on an object store it is uploaded first; ``latest`` is one
+atomic write either way, and only then are older checkpoints dropped.
+"""
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from trainer.config import EpochMetrics
+from trainer.storage import Location
 
 LATEST = "latest"
 
@@ -21,43 +28,65 @@ class Checkpoint:
     history: list[EpochMetrics]
 
 
-def save(directory: Path, model, epoch: int, history: list[EpochMetrics]) -> Path:
-    """Write ``epoch-NNNN/`` under a hidden name, rename it, then point ``latest`` at it and drop older ones."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+def _write(folder: Path, model, epoch: int, history: list[EpochMetrics]) -> None:
+    folder.mkdir(parents=True)
+    model.save(folder / "model.keras")
+    (folder / "state.json").write_text(json.dumps({"epoch": epoch, "history": [m.to_dict() for m in history]}))
+
+
+def save(directory: str | Path | Location, model, epoch: int, history: list[EpochMetrics]) -> Location:
+    """Write ``epoch-NNNN/``, point ``latest`` at it and drop older ones."""
+    where = Location.of(directory)
     name = f"epoch-{epoch:04d}"
-    tmp = directory / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    model.save(tmp / "model.keras")
-    state = {"epoch": epoch, "history": [m.to_dict() for m in history]}
-    (tmp / "state.json").write_text(json.dumps(state))
-    final = directory / name
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-    _write_atomic(directory / LATEST, name)
-    for old in directory.iterdir():
-        if old.name != name and (old.name.startswith("epoch-") or old.name.startswith(".tmp-")):
-            shutil.rmtree(old, ignore_errors=True)
-    return final
+    if where.local:
+        root = where.as_path()
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".tmp-{name}-{uuid.uuid4().hex[:8]}"
+        _write(tmp, model, epoch, history)
+        final = root / name
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    else:
+        with tempfile.TemporaryDirectory(prefix="gnsweep-ckpt-") as tmp:
+            _write(Path(tmp) / name, model, epoch, history)
+            (where / name).delete_dir()
+            (where / name).upload(Path(tmp) / name)
+    (where / LATEST).write_text(name)
+    _drop_older(where, keep=name)
+    return where / name
 
 
-def load(directory: Path) -> Checkpoint | None:
+def _drop_older(where: Location, keep: str) -> None:
+    import pyarrow.fs as pafs
+
+    for info in where.fs.get_file_info(pafs.FileSelector(where.path, allow_not_found=True)):
+        old = info.base_name
+        if info.type == pafs.FileType.Directory and old != keep and old.startswith(("epoch-", ".tmp-")):
+            try:
+                (where / old).delete_dir()
+            except OSError:
+                pass  # another attempt's leftovers; the next save tries again
+
+
+def load(directory: str | Path | Location) -> Checkpoint | None:
     """The latest complete checkpoint, or ``None`` when the trial has not finished an epoch yet."""
-    directory = Path(directory)
-    pointer = directory / LATEST
+    where = Location.of(directory)
+    pointer = where / LATEST
     if not pointer.exists():
         return None
-    path = directory / pointer.read_text().strip()
+    folder = where / pointer.read_text().strip()
+    if where.local:
+        return _read(folder.as_path())
+    with tempfile.TemporaryDirectory(prefix="gnsweep-ckpt-") as tmp:
+        folder.download(Path(tmp))
+        return _read(Path(tmp))
+
+
+def _read(folder: Path) -> Checkpoint:
     import keras
 
-    state = json.loads((path / "state.json").read_text())
-    model = keras.models.load_model(path / "model.keras", compile=True)
+    state = json.loads((folder / "state.json").read_text())
+    model = keras.models.load_model(folder / "model.keras", compile=True)
     history = [EpochMetrics(**m) for m in state["history"]]
     return Checkpoint(model=model, epoch=int(state["epoch"]), history=history)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(text)
-    os.replace(tmp, path)

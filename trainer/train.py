@@ -113,7 +113,8 @@ def _strategy(replicas: int):
 def train_trial(trial: TrialConfig, dataset_dir: str | Path, checkpoint_dir: str | Path,
                 report: Report | None = None, *, cpus: int | None = None, shard_index: int = 0,
                 num_shards: int = 1) -> TrialOutcome:
-    """Train ``trial`` to completion (or divergence), resuming from ``checkpoint_dir`` if it holds a checkpoint.
+    """Train ``trial`` to completion (or divergence), resuming from ``checkpoint_dir`` (a local directory or a
+    ``trainer.storage`` URI) if it holds a checkpoint.
 
     Each trial builds a fresh model; ``trial.batch_size`` is the per-replica batch BN normalizes over; the number of
     epochs is the same for every batch size.
@@ -131,7 +132,7 @@ def train_trial(trial: TrialConfig, dataset_dir: str | Path, checkpoint_dir: str
         raise ValueError(f"batch {global_batch} is larger than the {pipeline.train_examples()} training images")
     strategy = _strategy(trial.replicas)
     with strategy.scope():
-        ckpt = checkpoints.load(Path(checkpoint_dir))
+        ckpt = checkpoints.load(checkpoint_dir)
         if ckpt is None:
             keras.utils.set_random_seed(trial.seed)
             info = pipeline.info
@@ -164,6 +165,6 @@ def train_trial(trial: TrialConfig, dataset_dir: str | Path, checkpoint_dir: str
             report(metrics)
             return TrialOutcome("diverged", epoch + 1, tuple(history), final_error(history))
         history.append(metrics)
-        checkpoints.save(Path(checkpoint_dir), model, epoch + 1, history)
+        checkpoints.save(checkpoint_dir, model, epoch + 1, history)
         report(metrics)
     return TrialOutcome("completed", len(history), tuple(history), final_error(history))

@@ -1,0 +1,158 @@
+"""Results and checkpoints on an object store, through pyarrow's S3 file system, against a real S3 server (moto's)
+on 127.0.0.1: the Parquet store, a trial's checkpoints, and a whole sweep launched with ``--results s3://...``."""
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import pandas as pd
+import pyarrow.fs as pafs
+import pytest
+
+from results import store
+from trainer import checkpoints
+from trainer.config import EpochMetrics
+from trainer.storage import Location
+
+BUCKET = "gnsweep-test"
+CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A local S3 server with one bucket; yields the URI options that point pyarrow at it."""
+    from moto.server import ThreadedMotoServer
+
+    saved = {k: os.environ.get(k) for k in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    pafs.S3FileSystem(endpoint_override=f"{host}:{port}", scheme="http", region="us-east-1",
+                      allow_bucket_creation=True).create_dir(BUCKET)
+    yield f"endpoint_override={host}:{port}&scheme=http&region=us-east-1"
+    server.stop()
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def uri(options: str, path: str) -> str:
+    return f"s3://{BUCKET}/{path}?{options}"
+
+
+def epoch_row(epoch: int, val_err: float) -> dict:
+    return {"sweep": "t", "trial_key": "bn-b32-s0", "model": "resnet8", "norm": "bn", "batch_size": 32,
+            "groups": None, "channels_per_group": None, "seed": 0, "epoch": epoch, "train_loss": 1.0,
+            "train_err": 40.0, "val_loss": 1.1, "val_err": val_err, "val_err_top5": 5.0, "lr": 0.1,
+            "epoch_seconds": 2.0, "images_per_second": 700.0, "attempt": 0, "node": "n1",
+            "recorded_at": datetime.now(timezone.utc)}
+
+
+def test_location_keeps_the_uri_options_for_its_children(s3):
+    loc = Location.of(uri(s3, "a/b"))
+    child = loc / "c" / "d.parquet"
+    assert not loc.local and child.path == f"{BUCKET}/a/b/c/d.parquet"
+    assert str(child) == uri(s3, "a/b/c/d.parquet") and Location.of(str(child)).path == child.path
+
+
+def test_epochs_on_s3_first_write_wins_and_read_with_plain_pandas(s3):
+    sweep = uri(s3, "store/t")
+    assert store.write_epoch_row(sweep, epoch_row(1, 30.0))
+    assert not store.write_epoch_row(sweep, epoch_row(1, 99.0))
+    assert store.write_epoch_row(sweep, epoch_row(2, 20.0))
+    df = store.read_epochs(sweep)
+    assert df["epoch"].tolist() == [1, 2] and df["val_err"].tolist() == [30.0, 20.0]
+    plain = pd.read_parquet(uri(s3, "store/t/epochs"))
+    assert sorted(plain["epoch"]) == [1, 2] and str(plain["batch_size"].dtype) == "int32"
+    assert Location.of(sweep).files() == []  # only epochs/ under it, no stray files at the top
+
+
+def test_checkpoints_on_s3_resume_the_latest_epoch_and_drop_older_ones(s3):
+    import numpy as np
+
+    from trainer.models import build_model
+    from trainer.train import compile_model
+    from trainer.config import TrainSettings, TrialConfig
+
+    trial = TrialConfig(model="resnet8", norm="gn", batch_size=8, groups=8, train=TrainSettings(epochs=2))
+    model = build_model("resnet8", norm="gn", num_classes=10, input_shape=(16, 16, 3), groups=8)
+    compile_model(model, trial, steps_per_epoch=4)
+    x, y = np.random.default_rng(0).normal(size=(32, 16, 16, 3)), np.arange(32) % 10
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    where = uri(s3, "ckpt/gn-b8-g8-s0")
+    metrics = EpochMetrics(1, 2.0, 80.0, 2.1, 85.0, 50.0, 0.1, 1.0, 100.0)
+    assert checkpoints.load(where) is None
+    checkpoints.save(where, model, 1, [metrics])
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    checkpoints.save(where, model, 2, [metrics, metrics])
+    ckpt = checkpoints.load(where)
+    assert ckpt.epoch == 2 and len(ckpt.history) == 2
+    for a, b in zip(ckpt.model.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert int(ckpt.model.optimizer.iterations) == int(model.optimizer.iterations) == 8
+    infos = Location.of(where).fs.get_file_info(pafs.FileSelector(f"{BUCKET}/ckpt/gn-b8-g8-s0"))
+    assert sorted(i.base_name for i in infos) == ["epoch-0002", "latest"]
+
+
+def gnsweep(*args, cwd, timeout=400):
+    env = {**os.environ, **CREDENTIALS, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def write_spec(path, dataset):
+    path.write_text(f"""
+name: remote
+dataset: {dataset}
+model: resnet8
+train: {{epochs: 2, base_lr: 0.1, base_batch: 32}}
+studies:
+  norms: {{norm: [bn, gn], batch_size: [128]}}
+seeds: [0]
+defaults: {{groups: 8}}
+resources: {{cpu: 1}}
+retries: 0
+""")
+    return path
+
+
+def test_a_results_uri_of_an_unknown_scheme_or_a_missing_bucket_is_one_line(s3, tmp_path, digits_dataset):
+    spec = write_spec(tmp_path / "remote.yaml", digits_dataset)
+    for results, words in (("nosuch://x/y", "--results nosuch://x/y: cannot open"),
+                           (f"s3://no-such-bucket/r?{s3}", "--results: cannot write")):
+        run = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=tmp_path, timeout=120)
+        assert run.returncode == 2, run.stdout + run.stderr
+        lines = [ln for ln in run.stderr.splitlines() if ln.startswith("gnsweep: ")]
+        assert len(lines) == 1 and words in lines[0] and "Traceback" not in run.stderr, run.stderr
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+def test_sweep_with_results_on_s3(s3, tmp_path, digits_dataset):
+    """Ray Tune, the driver's Parquet writer and the trial workers' checkpoints all go to the bucket; status and
+    report read it back; a relaunch finds every trial finished there. Nothing is written to a local results dir."""
+    spec = write_spec(tmp_path / "remote.yaml", digits_dataset)
+    results = uri(s3, "sweeps")
+    run = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    epochs = pd.read_parquet(uri(s3, "sweeps/remote/epochs"))
+    assert sorted(zip(epochs["trial_key"], epochs["epoch"])) == [
+        ("bn-b128-s0", 1), ("bn-b128-s0", 2), ("gn-b128-g8-s0", 1), ("gn-b128-g8-s0", 2)]
+    trials = pd.read_parquet(uri(s3, "sweeps/remote/trials"))
+    assert set(trials["status"]) == {"completed"}
+    sweep = Location.of(uri(s3, "sweeps/remote"))
+    assert (sweep / "checkpoints" / "bn-b128-s0" / "latest").read_text() == "epoch-0002"
+    assert (sweep / "tune").is_dir()
+
+    status = gnsweep("status", "remote", "--results", results, cwd=tmp_path, timeout=60)
+    assert status.returncode == 0 and status.stdout.count("completed") == 2, status.stdout + status.stderr
+    report = gnsweep("report", "remote", "--results", results, cwd=tmp_path, timeout=120)
+    assert report.returncode == 0, report.stderr
+    assert (tmp_path / "results" / "remote" / "report" / "report.md").stat().st_size > 500
+    again = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=tmp_path, timeout=120)
+    assert again.returncode == 0 and "nothing to run" in again.stdout, again.stdout + again.stderr
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["remote"]
+    assert sorted(p.name for p in (tmp_path / "results" / "remote").iterdir()) == ["report"]

@@ -1,0 +1,143 @@
+"""Where a sweep's files live: a local directory, or a pyarrow file-system URI such as
+``s3://bucket/results?endpoint_override=host:9000&scheme=http`` (``gs://``, ``hdfs://`` likewise), which every node
+of a cluster reaches without a shared mount.
+
+A ``Location`` is one path on one file system. Its ``str`` is the plain path (local) or the full URI with the same
+options (remote), so it can travel to a trial worker as a string and be opened again there. Writes of whole files are
+atomic on both: locally a hidden temporary file renamed into place, on an object store a single upload, which becomes
+visible only when complete. Credentials come from the environment as pyarrow reads them (``AWS_ACCESS_KEY_ID``,
+instance roles, ...).
+"""
+from __future__ import annotations
+
+import fnmatch
+import os
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+URI = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<path>[^?]*)(?:\?(?P<query>.*))?$")
+
+
+class StorageError(Exception):
+    """A results location that cannot be opened (unknown scheme, bad options); the message is one line."""
+
+
+def sweep_location(results: str | Path, name: str) -> "Location":
+    """Where sweep ``name`` keeps its outputs under the results root ``results`` (``--results``)."""
+    return Location.of(results) / name
+
+
+@dataclass(frozen=True)
+class Location:
+    fs: object  # pyarrow.fs.FileSystem
+    path: str  # on ``fs``: absolute for local paths, "bucket/key" for object stores
+    scheme: str | None = None  # None for a local path
+    query: str = ""
+
+    @classmethod
+    def of(cls, where: str | Path | "Location") -> "Location":
+        """A Location for a local path (made absolute) or a URI that pyarrow's ``FileSystem.from_uri`` opens."""
+        import pyarrow.fs as pafs
+
+        if isinstance(where, Location):
+            return where
+        match = URI.match(str(where)) if isinstance(where, str) else None
+        if match is None:
+            return cls(pafs.LocalFileSystem(), os.path.abspath(os.fspath(where)))
+        if match["scheme"] == "file":
+            return cls(pafs.LocalFileSystem(), os.path.abspath("/" + match["path"].lstrip("/")))
+        try:
+            fs, path = pafs.FileSystem.from_uri(str(where))
+        except (OSError, ValueError, TypeError) as e:
+            raise StorageError(f"{where}: cannot open this location ({str(e).splitlines()[0]})") from None
+        return cls(fs, path.rstrip("/"), match["scheme"], match["query"] or "")
+
+    @property
+    def local(self) -> bool:
+        return self.scheme is None
+
+    @property
+    def name(self) -> str:
+        return self.path.rstrip("/").rsplit("/", 1)[-1]
+
+    def __truediv__(self, name: str) -> "Location":
+        return Location(self.fs, f"{self.path.rstrip('/')}/{name}", self.scheme, self.query)
+
+    def __str__(self) -> str:
+        if self.local:
+            return self.path
+        return f"{self.scheme}://{self.path}" + (f"?{self.query}" if self.query else "")
+
+    def as_path(self) -> Path:
+        """The local path; only for local Locations."""
+        assert self.local, f"{self} is not a local path"
+        return Path(self.path)
+
+    def _type(self):
+        return self.fs.get_file_info(self.path).type
+
+    def exists(self) -> bool:
+        import pyarrow.fs as pafs
+
+        return self._type() != pafs.FileType.NotFound
+
+    def is_dir(self) -> bool:
+        import pyarrow.fs as pafs
+
+        return self._type() == pafs.FileType.Directory
+
+    def files(self, pattern: str = "*") -> list["Location"]:
+        """Files directly in this directory whose names match ``pattern``, hidden ones (``.name``) left out, sorted."""
+        import pyarrow.fs as pafs
+
+        infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
+        names = sorted(i.base_name for i in infos if i.type == pafs.FileType.File)
+        return [self / n for n in names if not n.startswith(".") and fnmatch.fnmatchcase(n, pattern)]
+
+    def read_bytes(self) -> bytes:
+        with self.fs.open_input_stream(self.path) as f:
+            return f.read()
+
+    def read_text(self) -> str:
+        return self.read_bytes().decode("utf-8")
+
+    def write_bytes(self, data: bytes) -> None:
+        """Write the whole file atomically: readers see the old file or the new one, never a part."""
+        if self.local:
+            path = Path(self.path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+            try:
+                tmp.write_bytes(data)
+                os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
+            return
+        with self.fs.open_output_stream(self.path) as f:
+            f.write(data)
+
+    def write_text(self, text: str) -> None:
+        self.write_bytes(text.encode("utf-8"))
+
+    def delete_dir(self) -> None:
+        import pyarrow.fs as pafs
+
+        if self._type() == pafs.FileType.Directory:
+            self.fs.delete_dir(self.path)
+
+    def upload(self, local_dir: Path) -> None:
+        """Copy the files under ``local_dir`` to this directory."""
+        import pyarrow.fs as pafs
+
+        pafs.copy_files(str(local_dir), self.path, source_filesystem=pafs.LocalFileSystem(),
+                        destination_filesystem=self.fs)
+
+    def download(self, local_dir: Path) -> None:
+        """Copy the files under this directory to ``local_dir``."""
+        import pyarrow.fs as pafs
+
+        Path(local_dir).mkdir(parents=True, exist_ok=True)
+        pafs.copy_files(self.path, str(local_dir), source_filesystem=self.fs,
+                        destination_filesystem=pafs.LocalFileSystem())
