@@ -31,6 +31,19 @@ def run_trial(config: dict) -> None:
     train_trial(trial, config["dataset_dir"], checkpoint_dir, report, cpus=cpus)
 
 
+class NamedByTrialKey:
+    """Mixed into Tune's function trainable (through ``__mixins__``, Tune's hook for that): the actor's repr, which the
+    Ray dashboard shows as the actor's name and which prefixes its log lines, becomes the trial key, so the dashboard
+    tells which trial runs on which node instead of a row of ``run_trial`` actors."""
+
+    def setup(self, config):
+        self._name = config["trial"]["key"]
+        super().setup(config)
+
+
+run_trial.__mixins__ = (NamedByTrialKey,)
+
+
 def trial_resources(spec):
     """Per-trial resource bundles (by batch size when the spec says so; GPUs times replicas)."""
     from ray.tune import PlacementGroupFactory

@@ -184,6 +184,21 @@ def test_nodes_that_cannot_see_the_storage_are_refused_by_name(cluster, tmp_path
         ray.shutdown()
 
 
+def trial_actor_names(port: int, headers: dict, timeout: float = 180) -> list[str]:
+    """The repr names of the sweep's trial actors, as the dashboard's actor table shows them, once one is there."""
+    url = f"http://127.0.0.1:{port}/api/v0/actors?detail=1&filter_keys=class_name&filter_predicates=%3D" \
+          f"&filter_values=ImplicitFunc"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+            actors = json.loads(r.read())["data"]["result"]["result"]
+        names = sorted(a.get("repr_name") or "" for a in actors)
+        if names and all(names):
+            return names
+        time.sleep(0.5)
+    raise AssertionError(f"no named trial actor within {timeout}s")
+
+
 @pytest.mark.slow
 def test_local_dashboard_binds_to_loopback(tmp_path, digits_dataset):
     import ray.util
@@ -209,6 +224,7 @@ def test_local_dashboard_binds_to_loopback(tmp_path, digits_dataset):
         req = urllib.request.Request(f"http://127.0.0.1:{url.port}/api/version", headers=headers)
         with urllib.request.urlopen(req, timeout=10) as r:
             assert "ray_version" in json.loads(r.read())
+        assert trial_actor_names(url.port, headers) == ["bn-b128-s0"]  # the dashboard names the trial's actor
         ip = ray.util.get_node_ip_address()
         if not ip.startswith("127."):
             with pytest.raises(urllib.error.URLError):
