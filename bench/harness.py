@@ -189,10 +189,10 @@ def trial_config(model: str, norm: str, batch: int, *, groups: int | None = None
 
 
 def compiled_model(model: str, norm: str, batch: int, input_shape, num_classes: int, *, steps: int = 100,
-                   steps_per_execution: int | None = None):
+                   steps_per_execution: int | None = None, xla: bool | None = None):
     """A fresh model compiled as ``train_trial`` compiles it (``trainer.train.compile_model``: SGD with Nesterov
-    momentum and the lr schedule, cross-entropy, the same metrics, its ``steps_per_execution``); a given
-    ``steps_per_execution`` replaces the trial's, to show what it buys."""
+    momentum and the lr schedule, cross-entropy, the same metrics, its ``steps_per_execution`` and XLA choice); a
+    given ``steps_per_execution`` or ``xla`` replaces the trial's, to show what it buys."""
     import keras
 
     from trainer import train
@@ -202,15 +202,15 @@ def compiled_model(model: str, norm: str, batch: int, input_shape, num_classes: 
     keras.utils.set_random_seed(0)
     m = build_model(model, norm=norm, num_classes=num_classes, input_shape=tuple(input_shape),
                     groups=trial.groups, weight_decay=trial.train.weight_decay)
-    if steps_per_execution is None:
-        train.compile_model(m, trial, steps)
-        return m
     original = train.steps_per_execution
-    train.steps_per_execution = lambda *args, **kwargs: steps_per_execution
+    if steps_per_execution is not None:
+        train.steps_per_execution = lambda *args, **kwargs: steps_per_execution
     try:
         train.compile_model(m, trial, steps)
     finally:
         train.steps_per_execution = original
+    if xla is not None:
+        m.jit_compile = xla
     return m
 
 
