@@ -159,7 +159,8 @@ def train_trial(trial: TrialConfig, dataset_dir: str | Path, checkpoint_dir: str
         lr = lr_at(trial, epoch)
         train_ds = pipeline.train(global_batch, seed=trial.seed, epoch=epoch, augment=trial.train.augment)
         t0 = time.perf_counter()
-        logs = model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps, verbose=0).history
+        logs = model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps, shuffle=False,
+                         verbose=0).history
         seconds = time.perf_counter() - t0
         val = model.evaluate(val_ds, verbose=0, return_dict=True)
         metrics = EpochMetrics(
