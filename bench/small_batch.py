@@ -2,10 +2,10 @@
 
 The paper's batch-size study trains at 2 images per GPU; if a batch-2 trial is far slower per image than a batch-32
 one, that study dominates the sweep's cost. ``trainer.train.steps_per_execution`` (64 // batch steps per compiled
-call) exists to remove the per-step host round-trip at small batches, and XLA on CPU at batches of 4 or fewer
-(``trainer.train.use_xla``) to fuse away the per-op overhead that dominates a tiny step; batch 2 with one step per
-call, and without XLA, are measured too, to show what each buys. A measurement is one ``fit`` call over IMAGES
-images, as an epoch is one call. Target: images/s at batch 2 >= 0.6x batch 32.
+call) removes the per-step host round-trip at small batches, and XLA on CPU for the light models at batches of 4 or
+fewer (``trainer.train.use_xla``) fuses away the per-op overhead that dominates a tiny step; batch 2 with one step
+per call, and with XLA the other way, are measured too, to show what each buys. A measurement is one ``fit`` call
+over IMAGES images, as an epoch is one call. Target: images/s at batch 2 >= 0.6x batch 32.
 """
 from __future__ import annotations
 
@@ -41,21 +41,21 @@ def run(ctx: Context) -> list[Table]:
         x, y, classes = load_arrays(ds, size)
         spe2 = steps_per_execution(2)
         variants = {
-            ("32", steps_per_execution(32), use_xla(32)): _variant(model, 32, x, y, classes),
-            ("2", spe2, use_xla(2)): _variant(model, 2, x, y, classes),
-            ("2", spe2, not use_xla(2)): _variant(model, 2, x, y, classes, xla=not use_xla(2)),
-            ("2", 1, use_xla(2)): _variant(model, 2, x, y, classes, steps_per_execution=1),
+            ("32", steps_per_execution(32), use_xla(model, 32)): _variant(model, 32, x, y, classes),
+            ("2", spe2, use_xla(model, 2)): _variant(model, 2, x, y, classes),
+            ("2", spe2, not use_xla(model, 2)): _variant(model, 2, x, y, classes, xla=not use_xla(model, 2)),
+            ("2", 1, use_xla(model, 2)): _variant(model, 2, x, y, classes, steps_per_execution=1),
         }
         got = interleaved(variants, REPS)
-        base = got[("32", steps_per_execution(32), use_xla(32))]
+        base = got[("32", steps_per_execution(32), use_xla(model, 32))]
         source = "digits resized" if size == (64, 64) and ctx.sample is None else ds.label.split(" ")[0]
         for (batch, spe, xla), values in got.items():
-            main = (batch, spe, xla) == ("2", spe2, use_xla(2))
+            main = (batch, spe, xla) == ("2", spe2, use_xla(model, 2))
             r = ratios(values, base)
             table.add(model, f"{size[0]}x{size[1]} {source}", batch, spe, "on" if xla else "off",
                       rate(median(values)), ratio(median(r)), spread(r), f">= {TARGET:g}x" if main else "-",
                       verdict(median(r), TARGET) if main else "-")
     table.notes.append("steps/call: Keras steps_per_execution; xla: jit_compile; the trial's own values are "
-                       "trainer.train.steps_per_execution(batch) and use_xla(batch); the rows with another "
+                       "trainer.train.steps_per_execution(batch) and use_xla(model, batch); the rows with another "
                        "steps/call or xla are for comparison only")
     return [table]

@@ -66,17 +66,19 @@ def steps_per_execution(batch_size: int, replicas: int = 1) -> int:
 
 
 XLA_CPU_MAX_BATCH = 4
+XLA_CPU_MODELS = ("seed_cnn", "resnet8", "resnet20")
 
 
-def use_xla(batch_size: int, replicas: int = 1) -> bool:
-    """XLA on GPUs. On CPU only for one replica at batches of 4 images or fewer, where per-op overhead dominates a
-    step: there XLA made batch 2 train 1.45x (seed_cnn, 64x64) and 1.5x (resnet8, 32x32) faster, while at batch 32
-    it made seed_cnn 1.6x slower (its 7x7 stem conv is faster in oneDNN); measured side by side on the 2-core machine."""
+def use_xla(model: str, batch_size: int, replicas: int = 1) -> bool:
+    """XLA on GPUs. On CPU only for the light models on one replica at batches of 4 images or fewer, where per-op
+    overhead dominates a step. Measured side by side on the 2-core machine (XLA against oneDNN): batch 2 seed_cnn
+    (64x64) 1.41x, resnet8 (32x32) 1.75x, resnet20 (32x32) 1.54x; but resnet18 (64x64) 0.94x at batch 2, and seed_cnn
+    at batch 32 0.61x (their large convolutions are faster in oneDNN)."""
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):
         return True
-    return replicas == 1 and batch_size <= XLA_CPU_MAX_BATCH
+    return model in XLA_CPU_MODELS and replicas == 1 and batch_size <= XLA_CPU_MAX_BATCH
 
 
 def compile_model(model, trial: TrialConfig, steps_per_epoch: int, optimizer=None) -> None:
@@ -93,7 +95,7 @@ def compile_model(model, trial: TrialConfig, steps_per_epoch: int, optimizer=Non
                  keras.metrics.SparseCategoricalAccuracy(name="acc"),
                  keras.metrics.SparseTopKCategoricalAccuracy(k=5, name="top5")],
         steps_per_execution=steps_per_execution(trial.batch_size, trial.replicas),
-        jit_compile=use_xla(trial.batch_size, trial.replicas),
+        jit_compile=use_xla(trial.model, trial.batch_size, trial.replicas),
     )
 
 

@@ -64,10 +64,12 @@ def test_an_absurd_learning_rate_diverges_and_stops(digits_dataset, tmp_path):
     assert not all(math.isfinite(v) for v in (reported[-1].train_loss, reported[-1].val_loss))
 
 
-def test_xla_is_used_on_cpu_only_for_the_smallest_batches():
+def test_xla_is_used_on_cpu_only_for_the_light_models_at_the_smallest_batches():
     from trainer.models import build_model
 
-    assert use_xla(2) and use_xla(4) and not use_xla(8) and not use_xla(32) and not use_xla(2, replicas=2)
+    assert use_xla("resnet8", 2) and use_xla("seed_cnn", 4) and use_xla("resnet20", 2)
+    assert not use_xla("resnet8", 8) and not use_xla("seed_cnn", 32) and not use_xla("resnet8", 2, replicas=2)
+    assert not use_xla("resnet18", 2) and not use_xla("resnet50", 2)
     for batch, jit in ((2, True), (32, False)):
         model = build_model("resnet8", norm="bn", num_classes=10, input_shape=(16, 16, 3))
         compile_model(model, trial(batch=batch), steps_per_epoch=10)
