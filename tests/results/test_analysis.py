@@ -183,14 +183,18 @@ def test_claims_say_when_the_paper_is_not_reproduced(tmp_path):
     assert "gap is not reproduced here (34.5 points off)" in c[("norms", "gn_vs_bn")].text
 
 
+def batch_study_claims(sweep_dir: Path, errors: dict[str, dict[int, float]]) -> dict:
+    """The claims of a BN/GN batch-size study whose final errors are ``errors[norm][batch]``, by topic."""
+    for norm, by_batch in errors.items():
+        for b, err in by_batch.items():
+            write_trial(sweep_dir, f"{norm}-b{b}-s0", norm, b, flat(err), studies=("batch_size",),
+                        groups=8 if norm == "gn" else None)
+    return by_topic(analysis.claims(*load(sweep_dir)))
+
+
 def test_both_errors_falling_at_small_batch_is_not_the_papers_effect(tmp_path):
     """The digits demo after 8 epochs: batch 2 takes 16x more steps, so both BN and GN improve."""
-    for norm, b, err in (("bn", 32, 16.0), ("gn", 32, 51.0), ("bn", 8, 9.0), ("gn", 8, 30.0), ("bn", 2, 4.0),
-                         ("gn", 2, 14.0)):
-        write_trial(tmp_path, f"{norm}-b{b}-s0", norm, b, flat(err), studies=("batch_size",),
-                    groups=8 if norm == "gn" else None)
-    results, studies = load(tmp_path)
-    c = by_topic(analysis.claims(results, studies))
+    c = batch_study_claims(tmp_path, {"bn": {32: 16.0, 8: 9.0, 2: 4.0}, "gn": {32: 51.0, 8: 30.0, 2: 14.0}})
     spread = c[("batch_size", "batch_spread")]
     assert "GN's error fell 37.0 points from batch 32 to 2 and BN's fell 12.0 points" in spread.text
     assert "(from 32 to 2" not in spread.text and "varied by 37.0 points" in spread.text
@@ -202,12 +206,8 @@ def test_both_errors_falling_at_small_batch_is_not_the_papers_effect(tmp_path):
 
 def test_bn_rising_while_gn_swings_more_says_gn_is_not_flat(tmp_path):
     """The demo as measured: BN rises 4.4 points from batch 32 to 2, GN falls 20.3 (its batch 32 is undertrained)."""
-    for norm, b, err in (("bn", 32, 3.6), ("gn", 32, 26.7), ("bn", 8, 2.8), ("gn", 8, 6.7), ("bn", 2, 8.0),
-                         ("gn", 2, 6.4)):
-        write_trial(tmp_path, f"{norm}-b{b}-s0", norm, b, flat(err), studies=("batch_size",),
-                    groups=8 if norm == "gn" else None)
-    results, studies = load(tmp_path)
-    spread = by_topic(analysis.claims(results, studies))[("batch_size", "batch_spread")]
+    c = batch_study_claims(tmp_path, {"bn": {32: 3.6, 8: 2.8, 2: 8.0}, "gn": {32: 26.7, 8: 6.7, 2: 6.4}})
+    spread = c[("batch_size", "batch_spread")]
     assert spread.reproduced is True and "BN's error grows more than GN's" in spread.text
     assert "GN's error is not flat across batches as in the paper: it varied by 20.3 points" in spread.text
     flat_gn = by_topic(analysis.claims(*load(make_paper_like(tmp_path / "paper"))))
