@@ -58,13 +58,10 @@ def save(directory: str | Path | Location, model, epoch: int, history: list[Epoc
 
 
 def _drop_older(where: Location, keep: str) -> None:
-    import pyarrow.fs as pafs
-
-    for info in where.fs.get_file_info(pafs.FileSelector(where.path, allow_not_found=True)):
-        old = info.base_name
-        if info.type == pafs.FileType.Directory and old != keep and old.startswith(("epoch-", ".tmp-")):
+    for old in where.folders():
+        if old.name != keep and old.name.startswith(("epoch-", ".tmp-")):
             try:
-                (where / old).delete_dir()
+                old.delete_dir()
             except OSError:
                 pass  # another attempt's leftovers; the next save tries again
 

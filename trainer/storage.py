@@ -88,13 +88,21 @@ class Location:
 
         return self._type() == pafs.FileType.Directory
 
-    def files(self, pattern: str = "*") -> list["Location"]:
-        """Files directly in this directory whose names match ``pattern``, hidden ones (``.name``) left out, sorted."""
+    def _names(self, directories: bool) -> list[str]:
+        """Sorted names of the files (or folders) directly in this directory, hidden ones too; none if it is missing."""
         import pyarrow.fs as pafs
 
+        kind = pafs.FileType.Directory if directories else pafs.FileType.File
         infos = self.fs.get_file_info(pafs.FileSelector(self.path, allow_not_found=True))
-        names = sorted(i.base_name for i in infos if i.type == pafs.FileType.File)
-        return [self / n for n in names if not n.startswith(".") and fnmatch.fnmatchcase(n, pattern)]
+        return sorted(i.base_name for i in infos if i.type == kind)
+
+    def files(self, pattern: str = "*") -> list["Location"]:
+        """Files directly in this directory whose names match ``pattern``, hidden ones (``.name``) left out, sorted."""
+        return [self / n for n in self._names(False) if not n.startswith(".") and fnmatch.fnmatchcase(n, pattern)]
+
+    def folders(self) -> list["Location"]:
+        """Folders directly in this directory, hidden ones included, sorted."""
+        return [self / n for n in self._names(True)]
 
     def read_bytes(self) -> bytes:
         with self.fs.open_input_stream(self.path) as f:
