@@ -39,6 +39,14 @@ def resolve_groups(kind: str, channels: int, *, groups: int | None = None,
     return g
 
 
+def custom_objects() -> dict:
+    """The Keras classes a saved gnsweep model may name, for ``keras.models.load_model`` in a process that has not
+    imported them (registration happens on import, so a fresh worker resuming a GN, LN or IN trial needs this)."""
+    from normalization.group_norm import GroupNorm
+
+    return {"gnsweep>GroupNorm": GroupNorm}
+
+
 def make_norm(kind: str, channels: int, *, groups: int | None = None, channels_per_group: int | None = None,
               epsilon: float = 1e-5, zero_init: bool = False, weight_decay: float = 0.0, name: str | None = None):
     """A Keras layer normalizing NHWC tensors of ``channels`` channels.

@@ -83,7 +83,9 @@ def load(directory: str | Path | Location) -> Checkpoint | None:
 def _read(folder: Path) -> Checkpoint:
     import keras
 
+    from normalization import custom_objects
+
     state = json.loads((folder / "state.json").read_text())
-    model = keras.models.load_model(folder / "model.keras", compile=True)
+    model = keras.models.load_model(folder / "model.keras", compile=True, custom_objects=custom_objects())
     history = [EpochMetrics(**m) for m in state["history"]]
     return Checkpoint(model=model, epoch=int(state["epoch"]), history=history)
