@@ -104,7 +104,7 @@ def _sweep(root: Path, name: str, trials: int, seconds: float, *, cpu: float, gp
     from orchestrator.plan import plan_trials
     from orchestrator.progress import ProgressPrinter
     from orchestrator.tuning import run_trials
-    from results.callback import ResultsWriter
+    from orchestrator.callback import ResultsWriter
 
     spec = _spec(root / f"{name}.yaml", name, trials, cpu, gpu)
     planned = plan_trials(spec)

@@ -223,7 +223,7 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
         check_shared_storage(sweep_dir, dataset_dir, echo)
         from orchestrator.progress import ProgressPrinter
         from orchestrator.tuning import run_trials
-        from results.callback import ResultsWriter
+        from orchestrator.callback import ResultsWriter
 
         writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior)
         progress = ProgressPrinter(len(trials), spec.train.epochs, done_before=len(trials) - len(pending), echo=echo)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from results.callback import EPOCH_METRICS
+from orchestrator.callback import EPOCH_METRICS
 
 HOLD_SECONDS = 4.0
 SPEC = {
@@ -61,7 +61,7 @@ def packed(tmp_path_factory):
     from orchestrator.plan import plan_trials
     from orchestrator.spec import parse_spec
     from orchestrator.tuning import run_trials
-    from results.callback import ResultsWriter
+    from orchestrator.callback import ResultsWriter
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
     sweep_dir = tmp_path_factory.mktemp("packing") / "packing"

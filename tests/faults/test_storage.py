@@ -17,7 +17,7 @@ import pytest
 from launches import Launch, assert_one_row_per_epoch, write_spec
 
 from results import store
-from results.callback import ResultsWriter
+from orchestrator.callback import ResultsWriter
 from results.schema import EPOCH_SCHEMA
 
 KEY = "bn-b128-s0"
