@@ -48,7 +48,7 @@ def fake_trial(config: dict, seconds: float = TRIAL_SECONDS) -> None:
 
 
 def _spec(path: Path, name: str, trials: int, cpu: float, gpu: float):
-    from orchestrator.spec import load_spec
+    from orchestrator.spec_file import load_spec
 
     path.write_text(f"""name: {name}
 dataset: builtin:digits

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from orchestrator.cluster import ClusterError, check_shared_storage, cluster_problems
 from orchestrator.plan import PlannedTrial, format_plan, plan_trials
 from trainer.storage import Location, StorageError
 
@@ -83,94 +83,6 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
         echo(f"Ray dashboard: http://{ctx.dashboard_url}")
 
 
-STORAGE_CHECK_SECONDS = 120
-SHARED_STORAGE_HINT = "must be on storage every node mounts at the same path (NFS, EFS, Filestore, a Kubernetes volume)"
-
-
-def missing_paths(paths: list[str]) -> list[str]:
-    """The ``paths`` this process cannot see; runs as a Ray task pinned to each node by ``check_shared_storage``."""
-    return [p for p in paths if not os.path.exists(p)]
-
-
-def trial_nodes() -> list[dict]:
-    """Alive nodes that can run a trial (some CPU or GPU); a 0-CPU head runs none."""
-    import ray
-
-    return [n for n in ray.nodes()
-            if n.get("Alive") and (n["Resources"].get("CPU", 0) > 0 or n["Resources"].get("GPU", 0) > 0)]
-
-
-def node_name(node: dict) -> str:
-    return f"{node.get('NodeManagerAddress', '?')} ({node['NodeID'][:8]})"
-
-
-def unseen_paths(paths: dict[str, Path], nodes: list[dict], timeout: float = STORAGE_CHECK_SECONDS) -> dict[str, list]:
-    """For each of ``paths`` (label -> absolute path) that some of ``nodes`` cannot see, those nodes' names. A node
-    whose check fails or does not answer within ``timeout`` seconds counts as seeing nothing."""
-    import ray
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    check = ray.remote(num_cpus=0, max_retries=0)(missing_paths)
-    wanted = {str(p): label for label, p in paths.items()}
-    refs = {check.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False))
-            .remote(list(wanted)): n for n in nodes}
-    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
-    blind: dict[str, list] = {}
-    for ref, node in refs.items():
-        try:
-            missing = ray.get(ref) if ref in ready else list(wanted)
-        except ray.exceptions.RayError:
-            missing = list(wanted)
-        for p in missing:
-            blind.setdefault(wanted[p], []).append(node_name(node))
-    return blind
-
-
-def check_shared_storage(sweep_dir: Location | Path, dataset_dir: Path, echo: Callable[[str], None]) -> None:
-    """On a cluster of several nodes, refuse to start unless every node that can run a trial sees the sweep directory
-    (a retried trial resumes from its checkpoint on whichever node it lands) and the dataset at the same paths. Ray
-    Tune would not notice: trials would fail one by one, or a lost node's trial would restart from scratch. Results
-    on an object store (a URI) are shared by nature; only the dataset is checked then."""
-    import ray
-
-    from trainer.data import INFO_FILE
-
-    if sum(1 for n in ray.nodes() if n.get("Alive")) < 2:
-        return
-    nodes = trial_nodes()
-    sweep_dir = Location.of(sweep_dir)
-    paths = {"dataset": dataset_dir / INFO_FILE}
-    marker = sweep_dir.as_path() / f".storage-check-{uuid.uuid4().hex}" if sweep_dir.local else None
-    if marker:
-        marker.write_text("written by the gnsweep driver; every node must see it\n")
-        paths["results"] = marker
-    try:
-        blind = unseen_paths(paths, nodes)
-    finally:
-        if marker:
-            marker.unlink(missing_ok=True)
-    problems = []
-    if "results" in blind:
-        problems.append(f"shared storage: {len(blind['results'])} of {len(nodes)} nodes cannot see the results "
-                        f"directory {sweep_dir} ({', '.join(blind['results'])}); results and checkpoints (--results) "
-                        f"{SHARED_STORAGE_HINT}")
-    if "dataset" in blind:
-        problems.append(f"shared storage: {len(blind['dataset'])} of {len(nodes)} nodes cannot see the dataset "
-                        f"{dataset_dir} ({', '.join(blind['dataset'])}); it {SHARED_STORAGE_HINT}")
-    if problems:
-        raise LaunchError("\n".join(problems))
-    echo(f"shared storage: checked {len(nodes)} nodes")
-
-
-def cluster_problems(spec) -> list[str]:
-    import ray
-
-    from orchestrator.spec import spec_problems_for_cluster
-
-    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
-    return spec_problems_for_cluster(spec, nodes)
-
-
 def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
     """A table of the sweep's trials and the keys of those that failed."""
     from results import store
@@ -194,7 +106,7 @@ def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
 def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], None] = print) -> int:
     """Run a sweep; returns the exit status (0 ok, 1 failed trials). Raises SpecError / LaunchError / DataError
     for bad input before anything starts."""
-    from orchestrator.spec import load_spec
+    from orchestrator.spec_file import load_spec
 
     spec = load_spec(spec_path)
     trials = plan_trials(spec)
@@ -220,7 +132,10 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
         problems = cluster_problems(spec)
         if problems:
             raise LaunchError("\n".join(problems))
-        check_shared_storage(sweep_dir, dataset_dir, echo)
+        try:
+            check_shared_storage(sweep_dir, dataset_dir, echo)
+        except ClusterError as e:
+            raise LaunchError(str(e)) from None
         from orchestrator.progress import ProgressPrinter
         from orchestrator.tuning import run_trials
         from orchestrator.callback import ResultsWriter

@@ -59,7 +59,7 @@ def packed(tmp_path_factory):
 
     from orchestrator.launch import LaunchOptions, start_ray
     from orchestrator.plan import plan_trials
-    from orchestrator.spec import parse_spec
+    from orchestrator.validation import parse_spec
     from orchestrator.tuning import run_trials
     from orchestrator.callback import ResultsWriter
 

@@ -158,7 +158,7 @@ def test_status_reads_a_cluster_sweep(cluster_sweep):
 def test_nodes_that_cannot_see_the_storage_are_refused_by_name(cluster, tmp_path, digits_dataset):
     import ray
 
-    from orchestrator.launch import LaunchError, check_shared_storage, node_name, trial_nodes, unseen_paths
+    from orchestrator.cluster import ClusterError, check_shared_storage, node_name, trial_nodes, unseen_paths
 
     c, _ = cluster
     ray.init(address=c.address, logging_level="WARNING")
@@ -171,7 +171,7 @@ def test_nodes_that_cannot_see_the_storage_are_refused_by_name(cluster, tmp_path
         shutil.rmtree(gone)  # exists for nobody now: a directory only the driver's machine ever had
         blind = unseen_paths({"results": gone / "marker", "seen": digits_dataset / "dataset.json"}, nodes)
         assert list(blind) == ["results"] and sorted(blind["results"]) == names
-        with pytest.raises(LaunchError) as refused:
+        with pytest.raises(ClusterError) as refused:
             check_shared_storage(tmp_path, gone, echo=print)
         message = str(refused.value)
         assert "\n" not in message and f"cannot see the dataset {gone}" in message

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.spec import SpecError, load_spec
+from orchestrator.spec import SpecError
+from orchestrator.spec_file import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -239,3 +240,30 @@ def test_cli_refuses_hostile_spec(case_id, dry_run, gnsweep, write_case, tmp_pat
     assert not ray_tmp.exists() and not results.exists() and not data_dir.exists()
     assert not (tmp_path / "pwned").exists()
     assert elapsed < 10, f"{elapsed:.1f}s"
+
+
+@pytest.mark.parametrize("kind", ["dev-zero", "fifo-no-writer", "fifo-endless-writer"])
+def test_cli_reads_at_most_a_spec_whatever_the_file(kind, gnsweep, tmp_path):
+    """A device or a FIFO has no size to check beforehand: the read itself is capped, so the launch ends at once with
+    one line naming the file (it read ``/dev/zero`` without end, and waited for ever on a FIFO nobody writes)."""
+    path, writer = Path("/dev/zero"), None
+    if kind != "dev-zero":
+        path = tmp_path / "spec.fifo"
+        os.mkfifo(path)
+    if kind == "fifo-endless-writer":
+        writer = subprocess.Popen(["sh", "-c", f"yes '# comment' > '{path}'"], stderr=subprocess.DEVNULL)
+    try:
+        run = subprocess.run([*gnsweep, "launch", str(path), "--dry-run"], cwd=tmp_path, capture_output=True,
+                             text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"gnsweep launch {path} did not end within 30 s")
+    finally:
+        if writer is not None:
+            writer.kill()
+            writer.wait()
+    expected = {"dev-zero": "more than 1048576 bytes", "fifo-no-writer": "no end of the file within 5 s",
+                "fifo-endless-writer": "more than 1048576 bytes"}[kind]
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    assert run.stderr.splitlines() == [f"gnsweep: {path}: (top level): " + run.stderr.split(": (top level): ")[1]
+                                       .rstrip("\n")], run.stderr
+    assert expected in run.stderr and "Traceback" not in run.stderr
