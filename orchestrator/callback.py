@@ -11,7 +11,7 @@ import pandas as pd
 from ray import tune
 
 from results import store
-from results.schema import FINAL_EPOCHS
+from trainer.config import final_error
 from trainer.storage import Location
 
 EPOCH_METRICS = ("train_loss", "train_err", "val_loss", "val_err", "val_err_top5", "lr", "epoch_seconds",
@@ -34,7 +34,7 @@ def trial_row(sweep_dir: store.Where, base: dict, *, status: str, error: str | N
     errs = epochs["val_err"].to_numpy(dtype=float)
     finite = errs[np.isfinite(errs)]
     return {**base, "status": status, "epochs": len(epochs), "error": error,
-            "final_val_err": float(np.median(errs[-FINAL_EPOCHS:])) if len(errs) else None,
+            "final_val_err": final_error(errs),
             "best_val_err": float(finite.min()) if len(finite) else None,
             "train_seconds": float(epochs["epoch_seconds"].sum()) if len(epochs) else 0.0,
             "ended_at": now() if status in ("completed", "failed", "diverged") else None}

@@ -119,8 +119,8 @@ def spec_problems_for_cluster(spec: SweepSpec, nodes: list[dict]) -> list[str]:
     batch_sizes = sorted({b for s in spec.studies.values() for b in s.batch_size},
                          key=lambda b: (b in spec.resources.by_batch_size, b))  # the common shape first
     for b in batch_sizes:
-        r = spec.resources_for(b)
-        cpu, gpu = r["cpu"], r["gpu"] * spec.replicas
+        r = spec.trial_resources(b)
+        cpu, gpu = r["CPU"], r["GPU"]
         if any(float(n.get("CPU", 0)) >= cpu and float(n.get("GPU", 0)) >= gpu for n in nodes):
             continue
         field, trial = ((f"resources.by_batch_size.{b}", f"a trial of batch size {b}")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from typing import Iterator
 
 from trainer.config import TrialConfig
 
@@ -17,24 +18,52 @@ class PlannedTrial:
         return self.config.key
 
 
-def plan_trials(spec) -> list[PlannedTrial]:
-    """Expand every study grid (norm x batch size x groups or channels per group x seed) into trials.
+def _groupings(spec, study, norm: str) -> list[dict]:
+    """Only GN takes a group count: LN and IN are GN with 1 group and with 1 channel per group, BN has none."""
+    if norm != "gn":
+        return [{}]
+    if study.groups:
+        return [{"groups": g} for g in study.groups]
+    if study.channels_per_group:
+        return [{"channels_per_group": c} for c in study.channels_per_group]
+    field, value = spec.defaults_for_gn()
+    return [{field: value}]
 
-    A trial's identity is its content, so the BN and GN trials that the paper's studies share run once. Only GN
-    takes a group count: LN and IN are GN with 1 group and with 1 channel per group, BN has none.
-    """
+
+def study_size(spec, study) -> int:
+    """How many trials one study's grid holds (before sharing with other studies), without expanding it."""
+    return sum(len(_groupings(spec, study, n)) for n in study.norm) * len(study.batch_size) * len(spec.seeds)
+
+
+def study_trials(spec, study) -> Iterator[TrialConfig]:
+    """One study's grid (norm x batch size x groups or channels per group x seed), lazily: the one expansion."""
     train = spec.train_settings()
-    default = spec.defaults_for_gn()
+    for norm, batch, seed in itertools.product(study.norm, study.batch_size, spec.seeds):
+        for extra in _groupings(spec, study, norm):
+            yield TrialConfig(model=spec.model, norm=norm, batch_size=batch, seed=seed, replicas=spec.replicas,
+                              train=train, **extra)
+
+
+def count_trials(spec, limit: int) -> int:
+    """Distinct trials of the union of the grids, as plan_trials finds them; once past ``limit`` it stops and the
+    count is a lower bound (a hostile grid may be astronomically large)."""
+    seen: set[str] = set()
+    for study in spec.studies.values():
+        size = study_size(spec, study)
+        if size > limit:
+            return max(size, len(seen))
+        seen.update(config.key for config in study_trials(spec, study))
+        if len(seen) > limit:
+            break
+    return len(seen)
+
+
+def plan_trials(spec) -> list[PlannedTrial]:
+    """Every study's trials, each once: a trial's identity is its content, so the BN and GN trials that the paper's
+    studies share run once, listed with every study they belong to."""
     found: dict[str, tuple[TrialConfig, list[str]]] = {}
     for study_name, study in spec.studies.items():
-        grouping = ([("groups", g) for g in study.groups] if study.groups else
-                    [("channels_per_group", c) for c in study.channels_per_group] if study.channels_per_group else
-                    [default])
-        for norm, batch, seed, (field, value) in itertools.product(study.norm, study.batch_size, spec.seeds,
-                                                                   grouping):
-            extra = {field: value} if norm == "gn" else {}
-            config = TrialConfig(model=spec.model, norm=norm, batch_size=batch, seed=seed,
-                                 replicas=spec.replicas, train=train, **extra)
+        for config in study_trials(spec, study):
             entry = found.setdefault(config.key, (config, []))
             if study_name not in entry[1]:
                 entry[1].append(study_name)

@@ -56,15 +56,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+_TRAIN = TrainSettings()  # the defaults live there, once
+
+
 class TrainSpec(_Strict):
     """The paper's protocol, the same for every trial of the sweep (``trainer.config.TrainSettings``)."""
 
-    epochs: PosInt = 100
-    base_lr: Annotated[Real, Field(gt=0)] = 0.1
-    base_batch: PosInt = 256
-    momentum: Annotated[Real, Field(ge=0, lt=1)] = 0.9
-    weight_decay: Annotated[Real, Field(ge=0)] = 1e-4
-    augment: StrictBool = True
+    epochs: PosInt = _TRAIN.epochs
+    base_lr: Annotated[Real, Field(gt=0)] = _TRAIN.base_lr
+    base_batch: PosInt = _TRAIN.base_batch
+    momentum: Annotated[Real, Field(ge=0, lt=1)] = _TRAIN.momentum
+    weight_decay: Annotated[Real, Field(ge=0)] = _TRAIN.weight_decay
+    augment: StrictBool = _TRAIN.augment
 
 
 class StudySpec(_Strict):
@@ -131,6 +134,12 @@ class SweepSpec(_Strict):
             cpu = override.cpu if override.cpu is not None else cpu
             gpu = override.gpu if override.gpu is not None else gpu
         return {"cpu": cpu, "gpu": gpu}
+
+    def trial_resources(self, batch_size: int) -> dict[str, float]:
+        """What one trial of ``batch_size`` holds, in Ray's resource names: its CPUs, and a replica's GPU share
+        times the replicas."""
+        r = self.resources_for(batch_size)
+        return {"CPU": float(r["cpu"]), "GPU": float(r["gpu"]) * self.replicas}
 
     def fingerprint(self) -> dict:
         """What must not change under one sweep name: results of other settings would be mixed silently."""

@@ -49,11 +49,8 @@ def trial_resources(spec):
     from ray.tune import PlacementGroupFactory
 
     def resources(config: dict) -> PlacementGroupFactory:
-        r = spec.resources_for(config["trial"]["config"]["batch_size"])
-        bundle = {"CPU": float(r["cpu"])}
-        if r.get("gpu"):
-            bundle["GPU"] = float(r["gpu"]) * spec.replicas
-        return PlacementGroupFactory([bundle])
+        bundle = spec.trial_resources(config["trial"]["config"]["batch_size"])
+        return PlacementGroupFactory([{k: v for k, v in bundle.items() if v}])
 
     return resources
 

@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from normalization import resolve_groups
+from orchestrator.plan import count_trials
 from orchestrator.spec import SweepSpec, known_fields
 from orchestrator.spec_problems import SpecError, describe, field_name, message, problem_lines, refuse
 from trainer.models import norm_channels
@@ -29,27 +30,6 @@ def _grouping_problem(model: str, field: str, value: int) -> str | None:
         except ValueError:
             return f"{value} does not divide the {channels} channels of {model}"
     return None
-
-
-def _count_trials(spec: SweepSpec) -> int:
-    """Distinct trials of the union of the grids (as plan_trials counts them), stopping once past max_trials."""
-    default = spec.defaults_for_gn()
-    seen: set[tuple] = set()
-    for study in spec.studies.values():
-        grouping = ([("groups", g) for g in study.groups] if study.groups else
-                    [("channels_per_group", c) for c in study.channels_per_group] if study.channels_per_group else
-                    [default])
-        size = len(study.norm) * len(study.batch_size) * len(grouping) * len(spec.seeds)
-        if size > spec.max_trials:
-            return size
-        for norm in study.norm:
-            for b in study.batch_size:
-                for g in grouping if norm == "gn" else [None]:
-                    for s in spec.seeds:
-                        seen.add((norm, b, g, s))
-        if len(seen) > spec.max_trials:
-            break
-    return len(seen)
 
 
 def _semantic_problems(spec: SweepSpec) -> list[tuple[str, str]]:
@@ -85,7 +65,7 @@ def _semantic_problems(spec: SweepSpec) -> list[tuple[str, str]]:
         if problem := _grouping_problem(spec.model, field, value):
             problems.append(("defaults", f"{spec.model}'s default groups: {problem}; set defaults.groups"))
 
-    n_trials = _count_trials(spec)
+    n_trials = count_trials(spec, spec.max_trials)
     if n_trials > spec.max_trials:
         problems.append(("studies", f"the grids expand to {'at least ' if n_trials > spec.max_trials + 1 else ''}"
                                     f"{n_trials} trials, more than max_trials {spec.max_trials}"))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from results.paper import NORM_ORDER, PAPER, TABLE2, references_for
-from results.schema import FINAL_EPOCHS
+from trainer.config import FINAL_EPOCHS, final_error
 
 DIMS = ("norm", "batch_size", "groups", "channels_per_group")
 CONFIG = ("model",) + DIMS
@@ -52,9 +52,9 @@ def _ints(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _median(values: pd.Series) -> float:
-    """The median as the trials table computes it: a NaN among the values (a diverged epoch) makes it NaN."""
-    return float(values.median(skipna=False)) if len(values) else math.nan
+def _final(values: pd.Series) -> float:
+    out = final_error(values.tolist())
+    return math.nan if out is None else out
 
 
 def trial_results(epochs: pd.DataFrame, trials: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -62,11 +62,11 @@ def trial_results(epochs: pd.DataFrame, trials: pd.DataFrame | None = None) -> p
     last FINAL_EPOCHS epochs), ``complete`` (completed with at least FINAL_EPOCHS epochs), ``flag`` (why not),
     error message and studies. Trials without a trials row get status ``unknown``."""
     ep = _ints(epochs).drop_duplicates(["trial_key", "epoch"]).sort_values(["trial_key", "epoch"])
-    last = ep.groupby("trial_key", sort=True).tail(FINAL_EPOCHS).groupby("trial_key")
+    by_trial = ep.groupby("trial_key", sort=True)
     measured = pd.DataFrame({
-        "epochs": ep.groupby("trial_key").size(),
-        "final_val_err": last["val_err"].agg(_median),
-        "final_train_err": last["train_err"].agg(_median),
+        "epochs": by_trial.size(),
+        "final_val_err": by_trial["val_err"].agg(_final),
+        "final_train_err": by_trial["train_err"].agg(_final),
         "last_val_err": ep.groupby("trial_key")["val_err"].last(),
     })
     config_cols = list(CONFIG) + ["seed"]

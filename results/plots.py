@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from results.analysis import Study, epoch_curves, study_table
 from results.paper import NORM_ORDER, PAPER
+from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location
 
 NORM_COLOURS = {"bn": "#1f77b4", "gn": "#e6550d", "ln": "#2ca02c", "in": "#8e44ad", "none": "#7f7f7f"}
@@ -110,7 +111,7 @@ def plot_batch_errors(table: pd.DataFrame, study: Study, path: Path) -> Path:
             ax.plot(xs, [ref[x] for x in xs], linestyle="--", marker="x", color=_colour(norm), alpha=0.7,
                     label=f"{norm.upper()}, {PAPER.label}")
     _log2_axis(ax, list(table["batch_size"].dropna()) + list(PAPER.batch["bn"]), "images per GPU (batch size)")
-    ax.set_ylabel(f"{ERROR_LABEL}, median of last 5 epochs")
+    ax.set_ylabel(f"{ERROR_LABEL}, median of last {FINAL_EPOCHS} epochs")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(_title(study, "Val error against batch size (paper Fig. 1)"), fontsize=10)
@@ -155,7 +156,7 @@ def plot_group_errors(table: pd.DataFrame, study: Study, path: Path) -> Path:
             label=f"GN, {PAPER.label}")
     label = "groups G (1 = LN)" if kind == "groups" else "channels per group (1 = IN)"
     _log2_axis(ax, list(t[kind]) + xs, label)
-    ax.set_ylabel(f"{ERROR_LABEL}, median of last 5 epochs")
+    ax.set_ylabel(f"{ERROR_LABEL}, median of last {FINAL_EPOCHS} epochs")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     what = "groups" if kind == "groups" else "channels per group"

@@ -14,7 +14,7 @@ from results import analysis, store
 from results.analysis import Study
 from results.paper import references_for
 from results.plots import draw_figures
-from results.schema import FINAL_EPOCHS
+from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location
 
 REPORT_DIR = "report"

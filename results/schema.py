@@ -36,7 +36,7 @@ TRIAL_STATUSES = ("pending", "running", "completed", "failed", "diverged")
 TRIAL_SCHEMA = pa.schema(CONFIG_FIELDS + [
     pa.field("status", pa.string()),  # one of TRIAL_STATUSES
     pa.field("epochs", pa.int32()),  # epochs done
-    pa.field("final_val_err", pa.float64()),  # median of the last 5 epochs' val_err
+    pa.field("final_val_err", pa.float64()),  # trainer.config.final_error of the val_err column
     pa.field("best_val_err", pa.float64()),
     pa.field("error", pa.string()),  # message, or null
     pa.field("studies", pa.list_(pa.string())),
@@ -45,5 +45,3 @@ TRIAL_SCHEMA = pa.schema(CONFIG_FIELDS + [
     pa.field("ended_at", pa.timestamp("ms", tz="UTC")),
     pa.field("train_seconds", pa.float64()),  # sum of epoch_seconds
 ])
-
-FINAL_EPOCHS = 5  # the paper reports the median error of the final 5 epochs

@@ -2,7 +2,22 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+import statistics
 from dataclasses import dataclass
+from typing import Sequence
+
+FINAL_EPOCHS = 5  # the paper reports the median error of the final 5 epochs
+
+
+def final_error(errors: Sequence[float]) -> float | None:
+    """The paper's reported figure of a per-epoch error series: the median of its last FINAL_EPOCHS values; NaN if
+    one of those is NaN (a diverged epoch), None for no epochs. The trainer, the results table and the analysis all
+    use this one rule."""
+    last = [float(e) for e in errors][-FINAL_EPOCHS:]
+    if not last:
+        return None
+    return math.nan if any(math.isnan(e) for e in last) else float(statistics.median(last))
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 from trainer import checkpoints
-from trainer.config import EpochMetrics, TrialConfig, TrialOutcome
+from trainer.config import EpochMetrics, TrialConfig, TrialOutcome, final_error
 from trainer.models import build_model
 
-FINAL_EPOCHS = 5  # the paper reports the median error of the final 5 epochs
 Report = Callable[[EpochMetrics], None]
 
 
@@ -99,13 +97,6 @@ def compile_model(model, trial: TrialConfig, steps_per_epoch: int, optimizer=Non
     )
 
 
-def final_error(history: list[EpochMetrics] | tuple[EpochMetrics, ...]) -> float | None:
-    """The paper's reported error: median top-1 val error of the final 5 epochs."""
-    if not history:
-        return None
-    return float(np.median([m.val_err for m in history[-FINAL_EPOCHS:]]))
-
-
 def _strategy(replicas: int):
     """Per-replica BN, as on the paper's 8 GPUs: Keras BN under a strategy normalizes over each replica's batch."""
     import tensorflow as tf
@@ -173,8 +164,8 @@ def train_trial(trial: TrialConfig, dataset_dir: str | Path, checkpoint_dir: str
         if not all(math.isfinite(v) for v in (float(logs["loss"][-1]), metrics.train_loss, metrics.val_loss)):
             history.append(metrics)
             report(metrics)
-            return TrialOutcome("diverged", epoch + 1, tuple(history), final_error(history))
+            return TrialOutcome("diverged", epoch + 1, tuple(history), final_error([m.val_err for m in history]))
         history.append(metrics)
         checkpoints.save(checkpoint_dir, model, epoch + 1, history)
         report(metrics)
-    return TrialOutcome("completed", len(history), tuple(history), final_error(history))
+    return TrialOutcome("completed", len(history), tuple(history), final_error([m.val_err for m in history]))
