@@ -2,20 +2,19 @@
 keeps the trials table current (running, completed, diverged, failed)."""
 from __future__ import annotations
 
+import dataclasses
 import math
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 from ray import tune
 
 from results import store
+from results.records import CONFIG_COLUMNS, EpochRow, TrialRow
 from trainer.config import final_error
 from trainer.storage import Location
 
-EPOCH_METRICS = ("train_loss", "train_err", "val_loss", "val_err", "val_err_top5", "lr", "epoch_seconds",
-                 "images_per_second")
+FINISHED = ("completed", "failed", "diverged")
 
 
 def now() -> datetime:
@@ -28,30 +27,14 @@ def config_columns(sweep: str, trial_key: str, trial: dict) -> dict:
             "channels_per_group": trial.get("channels_per_group"), "seed": trial["seed"]}
 
 
-def trial_row(sweep_dir: store.Where, base: dict, *, status: str, error: str | None = None) -> dict:
-    """A trials-table row whose figures come from the epochs on disk, so it is right after any crash."""
-    epochs = store.read_epochs(sweep_dir, base["trial_key"])
-    errs = epochs["val_err"].to_numpy(dtype=float)
-    finite = errs[np.isfinite(errs)]
-    return {**base, "status": status, "epochs": len(epochs), "error": error,
-            "final_val_err": final_error(errs),
-            "best_val_err": float(finite.min()) if len(finite) else None,
-            "train_seconds": float(epochs["epoch_seconds"].sum()) if len(epochs) else 0.0,
-            "ended_at": now() if status in ("completed", "failed", "diverged") else None}
-
-
-def plain(value):
-    """A value of a row read back with pandas as the plain Python value it was written from: pandas turns a null
-    int32 into NaN, a null timestamp into NaT and a list into an ndarray, which pyarrow refuses to write back."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, (list, tuple, dict)):
-        return value
-    if value is None or pd.isna(value):
-        return None
-    if isinstance(value, pd.Timestamp):
-        return value.to_pydatetime()
-    return value.item() if isinstance(value, np.generic) else value
+def trial_row(sweep_dir: store.Where, base: TrialRow, *, status: str, error: str | None = None) -> TrialRow:
+    """``base`` with the figures of the epochs on disk, so the row is right after any crash."""
+    epochs = store.read_epoch_rows(sweep_dir, base.trial_key)
+    finite = [r.val_err for r in epochs if math.isfinite(r.val_err)]
+    return dataclasses.replace(
+        base, status=status, epochs=len(epochs), error=error, final_val_err=final_error([r.val_err for r in epochs]),
+        best_val_err=min(finite) if finite else None, train_seconds=float(sum(r.epoch_seconds for r in epochs)),
+        ended_at=now() if status in FINISHED else None)
 
 
 def error_message(trial) -> str:
@@ -67,16 +50,16 @@ def error_message(trial) -> str:
 class ResultsWriter(tune.Callback):
     """Writes ``epochs/`` rows on every result and the trial's ``trials/`` row on every status change."""
 
-    def __init__(self, sweep_dir: store.Where, sweep: str, studies: dict[str, tuple[str, ...]], prior: dict[str, dict]):
+    def __init__(self, sweep_dir: store.Where, sweep: str, studies: dict[str, tuple[str, ...]],
+                 prior: dict[str, TrialRow]):
         self.sweep_dir = Location.of(sweep_dir)
         self.sweep = sweep
         self.studies = studies  # trial_key -> studies
-        # trial_key -> trials row of earlier launches (as read back with pandas)
-        self.rows = {key: {k: plain(v) for k, v in row.items()} for key, row in prior.items()}
+        self.rows = dict(prior)  # trial_key -> its trials row (of earlier launches, then this one's)
         self.diverged: set[str] = set()
         self.failure: store.StoreError | None = None  # the first results file that could not be written
 
-    def _store(self, write, row: dict) -> None:
+    def _store(self, write, row) -> None:
         """Write a row; a StoreError stops the sweep (Tune re-raises it from ``fit``, wrapped in a TuneError), so it
         is kept here for the launcher to report as one line."""
         try:
@@ -85,37 +68,36 @@ class ResultsWriter(tune.Callback):
             self.failure = self.failure or e
             raise
 
-    def _base(self, trial) -> dict:
+    def _base(self, trial) -> TrialRow:
         key = trial.config["trial"]["key"]
-        if key not in self.rows:
-            self.rows[key] = {**config_columns(self.sweep, key, trial.config["trial"]["config"]), "attempts": 0,
-                              "started_at": None, "studies": list(self.studies.get(key, ()))}
-        row = self.rows[key]
-        row["studies"] = list(self.studies.get(key, row.get("studies") or ()))
+        row = self.rows.get(key) or TrialRow(
+            **config_columns(self.sweep, key, trial.config["trial"]["config"]), status="pending", epochs=0,
+            final_val_err=None, best_val_err=None, error=None, studies=(), attempts=0, started_at=None,
+            ended_at=None, train_seconds=0.0)
+        row = dataclasses.replace(row, studies=tuple(self.studies.get(key, row.studies)))
+        self.rows[key] = row
         return row
 
     def _update(self, trial, status: str, error: str | None = None) -> None:
         row = trial_row(self.sweep_dir, self._base(trial), status=status, error=error)
-        self.rows[row["trial_key"]] = row
+        self.rows[row.trial_key] = row
         self._store(store.write_trial_row, row)
 
     def on_trial_start(self, iteration, trials, trial, **info):
         base = self._base(trial)
-        base["attempts"] = int(base.get("attempts") or 0) + 1
-        base["started_at"] = base.get("started_at") or now()
+        self.rows[base.trial_key] = dataclasses.replace(base, attempts=base.attempts + 1,
+                                                        started_at=base.started_at or now())
         self._update(trial, "running")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "epoch" not in result:
             return
         base = self._base(trial)
-        row = {**{k: base[k] for k in ("sweep", "trial_key", "model", "norm", "batch_size", "groups",
-                                       "channels_per_group", "seed")},
-               **{k: float(result[k]) for k in EPOCH_METRICS}, "epoch": int(result["epoch"]),
-               "attempt": int(base["attempts"]) - 1, "node": result.get("node"), "recorded_at": now()}
+        row = EpochRow.of({k: getattr(base, k) for k in CONFIG_COLUMNS}, result, attempt=base.attempts - 1,
+                          node=result.get("node"), recorded_at=now())
         self._store(store.write_epoch_row, row)
-        if not math.isfinite(row["train_loss"]) or not math.isfinite(row["val_loss"]):
-            self.diverged.add(base["trial_key"])
+        if not math.isfinite(row.train_loss) or not math.isfinite(row.val_loss):
+            self.diverged.add(base.trial_key)
         self._update(trial, "running")
 
     def on_trial_complete(self, iteration, trials, trial, **info):

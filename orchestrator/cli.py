@@ -46,13 +46,14 @@ def launch(
     from orchestrator.launch import LaunchError, LaunchOptions
     from orchestrator.launch import launch as run_launch
     from orchestrator.spec import SpecError
+    from results.store import DamagedResults
     from trainer.data import DataError
 
     opts = LaunchOptions(results=results, address=address, dry_run=dry_run, max_concurrent=max_concurrent,
                          dashboard=dashboard, dashboard_host=dashboard_host, data_dir=data_dir, verbose=verbose)
     try:
         code = run_launch(spec, opts, echo=typer.echo)
-    except (SpecError, LaunchError, DataError) as e:
+    except (SpecError, LaunchError, DataError, DamagedResults) as e:
         fail(str(e).replace("\n", "\ngnsweep: "))
     raise typer.Exit(code)
 
@@ -64,12 +65,13 @@ def status(
 ) -> None:
     """One line per trial: status, epochs done, latest and final error."""
     from orchestrator.status import StatusError, status_lines
+    from results.store import DamagedResults
     from trainer.storage import StorageError, sweep_location
 
     try:
         for line in status_lines(sweep_location(results, name)):
             typer.echo(line)
-    except (StatusError, StorageError) as e:
+    except (StatusError, StorageError, DamagedResults) as e:
         fail(str(e))
 
 
@@ -82,12 +84,13 @@ def report(
 ) -> None:
     """Write the paper's tables and figures for a sweep to DIR/NAME/report/report.md."""
     from results.report import ReportError, write_report
+    from results.store import DamagedResults
     from trainer.storage import StorageError, sweep_location
 
     try:
         sweep = sweep_location(results, name)
         path = write_report(sweep, out)
-    except (ReportError, StorageError) as e:
+    except (ReportError, StorageError, DamagedResults) as e:
         fail(str(e))
     typer.echo(f"report: {path}")
 

@@ -1,18 +1,17 @@
 """``gnsweep launch``: validate, plan, resume, run on Ray, summarise. The results store decides what is left to run."""
 from __future__ import annotations
 
-import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from orchestrator.cluster import ClusterError, check_shared_storage, cluster_problems
-from orchestrator.plan import PlannedTrial, format_plan, plan_trials
+from orchestrator.plan import PlannedTrial, format_plan, plan_trials, study_kinds
 from trainer.storage import Location, StorageError
 
 FINISHED = ("completed", "diverged")
-SWEEP_FILE = "sweep.json"
 
 
 class LaunchError(Exception):
@@ -32,31 +31,38 @@ class LaunchOptions:
 
 
 def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial]) -> None:
-    """Refuse to mix results of different training settings under one sweep name; record the plan's keys."""
-    path = sweep_dir / SWEEP_FILE
+    """Refuse to mix results of different training settings under one sweep name; record the plan (its keys and
+    its studies' kinds). Reads every results file first, so a damaged one is named before anything is written and
+    before Ray starts."""
+    from results import store
+    from results.records import SweepRecord
+
+    store.check_sweep(sweep_dir)
     fingerprint = spec.fingerprint()
-    keys = [t.key for t in trials]
-    if path.exists():
-        recorded = json.loads(path.read_text())
-        old = recorded.get("fingerprint", {})
+    keys, kinds = [t.key for t in trials], study_kinds(spec)
+    recorded = store.read_sweep(sweep_dir)
+    if recorded is not None:
+        old = recorded.fingerprint
         changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
         if changed:
             diffs = "; ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in changed)
-            raise LaunchError(f"{path}: sweep {spec.name!r} was run with other settings ({diffs}); "
-                              f"give the spec a new name or use another --results directory")
-        keys = list(dict.fromkeys(recorded.get("trials", []) + keys))
+            raise LaunchError(f"{sweep_dir / store.SWEEP_FILE}: sweep {spec.name!r} was run with other settings "
+                              f"({diffs}); give the spec a new name or use another --results directory")
+        keys = list(dict.fromkeys([*recorded.trials, *keys]))
+        kinds = {**recorded.studies, **kinds}
     try:
-        path.write_text(json.dumps({"name": spec.name, "fingerprint": fingerprint, "trials": keys}, indent=2))
-    except OSError as e:
-        raise LaunchError(f"--results: cannot write {path}: {str(e).splitlines()[0]}") from None
+        store.write_sweep(sweep_dir, SweepRecord(spec.name, fingerprint, tuple(keys), kinds))
+    except store.StoreError as e:
+        raise LaunchError(f"--results: {e}") from None
 
 
-def pending_trials(sweep_dir: Location, trials: list[PlannedTrial]) -> tuple[list[PlannedTrial], dict[str, dict]]:
-    """Trials not finished in earlier launches, and the earlier trials-table rows (for attempts and times)."""
+def pending_trials(sweep_dir: Location, trials: list[PlannedTrial]) -> tuple[list[PlannedTrial], dict]:
+    """Trials not finished in earlier launches, and the earlier trials-table rows (``TrialRow`` by key, for attempts
+    and times)."""
     from results import store
 
-    prior = {r["trial_key"]: r for r in store.read_trials(sweep_dir).to_dict("records")}
-    pending = [t for t in trials if prior.get(t.key, {}).get("status") not in FINISHED]
+    prior = store.read_trial_rows(sweep_dir)
+    pending = [t for t in trials if t.key not in prior or prior[t.key].status not in FINISHED]
     return pending, prior
 
 
@@ -87,18 +93,17 @@ def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
     """A table of the sweep's trials and the keys of those that failed."""
     from results import store
 
-    trials = store.read_trials(sweep_dir).set_index("trial_key")
+    trials = store.read_trial_rows(sweep_dir)
     lines = [f"{'trial':<24} {'status':<10} {'epochs':>6} {'final val err %':>16}  error"]
     failed = []
     for key in keys:
-        if key not in trials.index:
+        r = trials.get(key)
+        if r is None:
             lines.append(f"{key:<24} {'pending':<10} {0:>6} {'-':>16}")
             continue
-        r = trials.loc[key]
-        err = "-" if r["final_val_err"] is None or r["final_val_err"] != r["final_val_err"] else f"{r['final_val_err']:.2f}"
-        error = r["error"] if isinstance(r["error"], str) else ""  # a null string reads back as NaN
-        lines.append(f"{key:<24} {r['status']:<10} {int(r['epochs']):>6} {err:>16}  {error}")
-        if r["status"] == "failed":
+        err = "-" if r.final_val_err is None or math.isnan(r.final_val_err) else f"{r.final_val_err:.2f}"
+        lines.append(f"{key:<24} {r.status:<10} {r.epochs:>6} {err:>16}  {r.error or ''}")
+        if r.status == "failed":
             failed.append(key)
     return "\n".join(lines), failed
 

@@ -5,6 +5,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Iterator
 
+from results.studies import study_kind
 from trainer.config import TrialConfig
 
 
@@ -56,6 +57,17 @@ def count_trials(spec, limit: int) -> int:
         if len(seen) > limit:
             break
     return len(seen)
+
+
+def study_kinds(spec) -> dict[str, str]:
+    """Each study's kind of comparison (``results.studies.KINDS``) from what its grid varies, recorded at launch so
+    the report need not guess it from the trials that happen to have rows."""
+    kinds = {}
+    for name, study in spec.studies.items():
+        sizes = {"norm": len(study.norm), "batch_size": len(study.batch_size),
+                 "groups": len(study.groups or ()), "channels_per_group": len(study.channels_per_group or ())}
+        kinds[name] = study_kind(d for d, n in sizes.items() if n > 1)
+    return kinds
 
 
 def plan_trials(spec) -> list[PlannedTrial]:

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from orchestrator.spec import SweepSpec
-from orchestrator.spec_problems import SpecError, refuse
+from orchestrator.spec_problems import refuse
 from orchestrator.validation import parse_spec
 
 MAX_SPEC_BYTES = 1 << 20  # a spec is a few hundred bytes; a bigger file is not a spec

@@ -1,9 +1,7 @@
 """``gnsweep status``: one line per trial of a sweep, read from its results (local or shared storage)."""
 from __future__ import annotations
 
-import json
-
-import numpy as np
+import math
 
 from results import store
 from trainer.storage import Location
@@ -13,24 +11,25 @@ class StatusError(Exception):
     pass
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None or not math.isfinite(value) else f"{value:.2f}"
+
+
 def status_lines(sweep_dir: store.Where) -> list[str]:
-    """Status, epochs done, latest and final (median of last 5) val error for every planned trial."""
+    """Status, epochs done, latest and final (trainer.config.final_error) val error for every planned trial. Raises
+    DamagedResults naming a results file that is not what gnsweep wrote."""
     sweep_dir = Location.of(sweep_dir)
-    plan = sweep_dir / "sweep.json"
-    if not plan.exists():
+    record = store.read_sweep(sweep_dir)
+    if record is None:
         raise StatusError(f"{sweep_dir}: no sweep here (no sweep.json); check the name and --results")
-    keys = json.loads(plan.read_text()).get("trials", [])
-    trials = store.read_trials(sweep_dir).set_index("trial_key")
-    epochs = store.read_epochs(sweep_dir)
-    latest = epochs.groupby("trial_key")["val_err"].last() if len(epochs) else {}
+    trials = store.read_trial_rows(sweep_dir)
+    latest = {r.trial_key: r.val_err for r in store.read_epoch_rows(sweep_dir)}  # sorted by epoch: the last wins
     lines = [f"{'trial':<24} {'status':<10} {'epochs':>6} {'latest %':>9} {'final %':>8}  error"]
-    for key in dict.fromkeys(keys + list(trials.index)):
-        row = trials.loc[key] if key in trials.index else None
-        st = row["status"] if row is not None else "pending"
-        n = int(row["epochs"]) if row is not None else 0
+    for key in dict.fromkeys([*record.trials, *trials]):
+        row = trials.get(key)
+        st = row.status if row else "pending"
+        final = _number(row.final_val_err) if row and st in ("completed", "diverged") else "-"
         last = f"{latest[key]:.2f}" if key in latest else "-"
-        final = row["final_val_err"] if row is not None else None
-        final = f"{final:.2f}" if final is not None and np.isfinite(final) and st in ("completed", "diverged") else "-"
-        err = (row["error"] or "") if row is not None else ""
-        lines.append(f"{key:<24} {st:<10} {n:>6} {last:>9} {final:>8}  {err}")
+        lines.append(f"{key:<24} {st:<10} {row.epochs if row else 0:>6} {last:>9} {final:>8}  "
+                     f"{(row.error or '') if row else ''}")
     return lines

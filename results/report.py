@@ -5,6 +5,7 @@ trial that is not completed with FINAL_EPOCHS epochs is listed, and every senten
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,20 +20,23 @@ from trainer.storage import Location
 
 REPORT_DIR = "report"
 REPORT_FILE = "report.md"
+MANIFEST_FILE = "report-files.json"  # the figures this report wrote: the only files a later report may remove
 
 
 class ReportError(Exception):
     """The sweep cannot be reported on (no such directory, or no epoch recorded yet); the message is one line."""
 
 
-def _read_sweep(sweep_dir: Location) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The epochs and trials tables; the trials table may be empty."""
+def _read_sweep(sweep_dir: Location) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """The epochs and trials tables (the trials table may be empty) and the study kinds recorded at launch (none for
+    sweeps launched before they were recorded)."""
     if not sweep_dir.is_dir():
         raise ReportError(f"no sweep directory at {sweep_dir}")
+    record = store.read_sweep(sweep_dir)
     epochs = store.read_epochs(sweep_dir)
     if epochs.empty:
         raise ReportError(f"no epochs recorded yet in {sweep_dir / store.EPOCHS}")
-    return epochs, store.read_trials(sweep_dir)
+    return epochs, store.read_trials(sweep_dir), dict(record.studies) if record else {}
 
 
 STUDY_TITLES = {
@@ -118,10 +122,12 @@ def _verdict(claim: analysis.Claim) -> str:
     return word + (" (provisional: some trials not completed)" if claim.provisional else "")
 
 
-def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path) -> str:
-    """The report's markdown for these tables, drawing its figures into ``report_dir``."""
+def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path,
+                  kinds: dict[str, str] | None = None) -> str:
+    """The report's markdown for these tables, drawing its figures into ``report_dir``; ``kinds``: the studies'
+    kinds as recorded at launch."""
     results = analysis.trial_results(epochs, trials)
-    studies = analysis.find_studies(results)
+    studies = analysis.find_studies(results, kinds)
     claims = analysis.claims(results, studies)
     figures = draw_figures(epochs, results, studies, report_dir)
     lines = _header(sweep_dir, epochs, results)
@@ -154,19 +160,31 @@ def default_report_dir(sweep_dir: Location) -> Path:
     return sweep_dir.as_path() / REPORT_DIR if sweep_dir.local else Path("results") / sweep_dir.name / REPORT_DIR
 
 
+def _written_before(report_dir: Path) -> set[str]:
+    """The figures an earlier report listed in its manifest; none if there is no readable one."""
+    try:
+        names = json.loads((report_dir / MANIFEST_FILE).read_text()).get("figures", [])
+    except (OSError, ValueError, AttributeError):
+        return set()
+    return {n for n in names if isinstance(n, str) and n == Path(n).name and n.endswith(".png")}
+
+
 def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path:
     """Write ``report.md`` and its PNGs into ``report_dir`` (default ``default_report_dir``), replacing any earlier
-    report atomically; returns the path of report.md. Raises ReportError when the sweep directory is missing or
-    holds no epochs yet."""
+    report atomically; returns the path of report.md. Of the PNGs there, only those an earlier report wrote (listed
+    in its manifest) and this one did not are removed: a user's own files stay. Raises ReportError when the sweep
+    directory is missing or holds no epochs yet, DamagedResults when a results file is not what gnsweep wrote."""
     sweep_dir = Location.of(sweep_dir)
-    epochs, trials = _read_sweep(sweep_dir)
+    epochs, trials, kinds = _read_sweep(sweep_dir)
     report_dir = Path(report_dir) if report_dir is not None else default_report_dir(sweep_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
-    before = {p for p in report_dir.glob("*.png")}
-    text = render_report(sweep_dir, epochs, trials, report_dir)
+    before = _written_before(report_dir)
+    text = render_report(sweep_dir, epochs, trials, report_dir, kinds)
     path = report_dir / REPORT_FILE
     Location.of(path).write_text(text)
-    linked = {p for p in report_dir.glob("*.png") if f"]({p.name})" in text}
-    for stale in before - linked:
-        stale.unlink(missing_ok=True)
+    drawn = sorted(p.name for p in report_dir.glob("*.png") if f"]({p.name})" in text)
+    Location.of(report_dir / MANIFEST_FILE).write_text(json.dumps({"written_by": "gnsweep report",
+                                                                    "figures": drawn}, indent=2))
+    for stale in before - set(drawn):
+        (report_dir / stale).unlink(missing_ok=True)
     return path

@@ -45,3 +45,7 @@ TRIAL_SCHEMA = pa.schema(CONFIG_FIELDS + [
     pa.field("ended_at", pa.timestamp("ms", tz="UTC")),
     pa.field("train_seconds", pa.float64()),  # sum of epoch_seconds
 ])
+
+# Columns added after the first release: files written before them lack them and read back as null there. Every
+# other column must be in every file (a file without them is not one of these tables).
+ADDED_LATER: frozenset[str] = frozenset()

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from orchestrator.callback import EPOCH_METRICS
+from results.records import EPOCH_METRICS
 
 HOLD_SECONDS = 4.0
 SPEC = {

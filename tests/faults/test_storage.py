@@ -17,6 +17,7 @@ import pytest
 from launches import Launch, assert_one_row_per_epoch, write_spec
 
 from results import store
+from results.records import EpochRow
 from orchestrator.callback import ResultsWriter
 from results.schema import EPOCH_SCHEMA
 
@@ -136,7 +137,7 @@ def test_unwritable_results_directory_is_one_line_naming_the_file(tmp_path):
     (tmp_path / "epochs").write_text("a file where the epochs directory should be")
     row = {**dict.fromkeys(EPOCH_SCHEMA.names), "trial_key": KEY, "epoch": 1}
     with pytest.raises(store.StoreError) as e:
-        store.write_epoch_row(tmp_path, row)
+        store.write_epoch_row(tmp_path, EpochRow(**row))
     assert str(e.value).startswith(f"cannot write {tmp_path / 'epochs' / KEY}-e0001.parquet: ")
     assert "\n" not in str(e.value)
 
@@ -147,14 +148,15 @@ def fake_trial(key: str, config: dict):
 
 
 def test_writer_takes_back_rows_of_an_unfinished_trial_read_with_pandas(tmp_path):
-    """A relaunch after a crash hands the writer the trials table as pandas read it (null int32 -> NaN, lists ->
-    arrays); rewriting that trial's rows must work (it raised ArrowInvalid: nan to int32 for every BN trial)."""
+    """A relaunch after a crash hands the writer the trials table as read back (a null group count, a list of
+    studies); rewriting that trial's rows must work (read with pandas, it raised ArrowInvalid: nan to int32 for
+    every BN trial)."""
     config = {"model": "resnet8", "norm": "bn", "batch_size": 128, "groups": None, "channels_per_group": None,
               "seed": 0}
     first = ResultsWriter(tmp_path, "s", {KEY: ("a",)}, {})
     first.on_trial_start(0, [], fake_trial(KEY, config))
-    prior = {r["trial_key"]: r for r in store.read_trials(tmp_path).to_dict("records")}
-    assert pd.isna(prior[KEY]["groups"])
+    prior = store.read_trial_rows(tmp_path)
+    assert prior[KEY].groups is None and prior[KEY].studies == ("a",)
 
     again = ResultsWriter(tmp_path, "s", {KEY: ("a",)}, prior)
     trial = fake_trial(KEY, config)

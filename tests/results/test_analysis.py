@@ -229,3 +229,22 @@ def test_seed_cnn_is_compared_with_the_notebook(tmp_path):
 def test_markdown_table_escapes_pipes():
     md = analysis.markdown_table(["a", "b"], [["x|y", "1"]])
     assert md == "| a | b |\n| --- | --- |\n| x\\|y | 1 |"
+
+
+def test_the_study_kind_recorded_at_launch_wins_over_what_the_rows_show(tmp_path):
+    """A batch-size study with only its batch-32 trials so far looks like a norms study; the kind recorded in
+    sweep.json says what it is (it was inferred, and the report titled and checked it as a norms study)."""
+    write_trial(tmp_path, "bn-b32-s0", "bn", 32, flat(16.0), studies=("batch",))
+    write_trial(tmp_path, "gn-b32-g8-s0", "gn", 32, flat(20.0), groups=8, studies=("batch",))
+    results, inferred = load(tmp_path)
+    assert [(s.name, s.kind) for s in inferred] == [("batch", "norms")]
+    recorded = analysis.find_studies(results, {"batch": "batch_size"})
+    assert [(s.name, s.kind, s.dims) for s in recorded] == [("batch", "batch_size", ("norm",))]
+    assert analysis.claims(results, recorded) == []  # one batch: nothing to say about batch sizes yet
+
+
+@pytest.mark.parametrize("varying,kind", [((), "single"), (("norm",), "norms"), (("norm", "batch_size"), "batch_size"),
+                                          (("batch_size", "groups"), "groups"),
+                                          (("channels_per_group",), "channels_per_group")])
+def test_study_kind(varying, kind):
+    assert analysis.study_kind(varying) == kind

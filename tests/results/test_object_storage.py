@@ -10,6 +10,7 @@ import pyarrow.fs as pafs
 import pytest
 
 from results import store
+from results.records import EpochRow
 from trainer import checkpoints
 from trainer.config import EpochMetrics
 from trainer.storage import Location
@@ -43,12 +44,12 @@ def uri(options: str, path: str) -> str:
     return f"s3://{BUCKET}/{path}?{options}"
 
 
-def epoch_row(epoch: int, val_err: float) -> dict:
-    return {"sweep": "t", "trial_key": "bn-b32-s0", "model": "resnet8", "norm": "bn", "batch_size": 32,
+def epoch_row(epoch: int, val_err: float) -> EpochRow:
+    return EpochRow(**{"sweep": "t", "trial_key": "bn-b32-s0", "model": "resnet8", "norm": "bn", "batch_size": 32,
             "groups": None, "channels_per_group": None, "seed": 0, "epoch": epoch, "train_loss": 1.0,
             "train_err": 40.0, "val_loss": 1.1, "val_err": val_err, "val_err_top5": 5.0, "lr": 0.1,
             "epoch_seconds": 2.0, "images_per_second": 700.0, "attempt": 0, "node": "n1",
-            "recorded_at": datetime.now(timezone.utc)}
+            "recorded_at": datetime.now(timezone.utc)})
 
 
 def test_location_keeps_the_uri_options_for_its_children(s3):

@@ -59,17 +59,28 @@ def test_running_sweep_with_one_study_draws_only_its_figure(tmp_path):
     assert "| gn-b32-g8-s0 | running | 3 |" in text
 
 
-def test_report_is_replaced_and_stale_figures_go(tmp_path):
-    sweep = tmp_path / "s"
-    write_trial(sweep, "bn-b32-s0", "bn", 32, flat(16.0))
-    write_trial(sweep, "gn-b32-g8-s0", "gn", 32, flat(20.0), groups=8)
-    stale = sweep / "report" / "old_batch.png"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"x")
-    first = write_report(sweep).read_text()
-    assert not stale.exists() and "GN 20.0%" in first
-    write_trial(sweep, "gn-b32-g8-s0", "gn", 32, flat(12.0), groups=8)
-    assert "GN 12.0% < BN 16.0%" in write_report(sweep).read_text()
+def test_report_is_replaced_and_its_own_stale_figures_go(tmp_path):
+    """A figure an earlier report drew and this one does not is removed; a user's PNG in the folder is not (the
+    report removed every PNG it did not link)."""
+    sweep, out = tmp_path / "s", tmp_path / "out"
+    write_trial(sweep, "bn-b32-s0", "bn", 32, flat(16.0), studies=("norms", "batch"))
+    write_trial(sweep, "gn-b32-g8-s0", "gn", 32, flat(20.0), groups=8, studies=("norms", "batch"))
+    write_trial(sweep, "bn-b2-s0", "bn", 2, flat(18.0), studies=("batch",))
+    write_trial(sweep, "gn-b2-g8-s0", "gn", 2, flat(21.0), groups=8, studies=("batch",))
+    out.mkdir()
+    mine = out / "my_plot.png"
+    mine.write_bytes(b"\x89PNG\r\n\x1a\n a user's figure")
+    first = write_report(sweep, out).read_text()
+    assert "GN 20.0%" in first
+    assert sorted(p.name for p in out.glob("*.png")) == ["batch_batch.png", "batch_epochs.png", "my_plot.png",
+                                                         "norms_epochs.png"]
+    for key in ("bn-b2-s0", "gn-b2-g8-s0"):
+        (sweep / "epochs" / f"{key}.parquet").unlink()
+        (sweep / "trials" / f"{key}.parquet").unlink()
+    write_trial(sweep, "gn-b32-g8-s0", "gn", 32, flat(12.0), groups=8, studies=("norms", "batch"))
+    assert "GN 12.0% < BN 16.0%" in write_report(sweep, out).read_text()
+    assert sorted(p.name for p in out.glob("*.png")) == ["batch_epochs.png", "my_plot.png", "norms_epochs.png"]
+    assert mine.read_bytes().endswith(b"a user's figure")
 
 
 def test_missing_sweep_or_no_epochs_raise_report_error(tmp_path):
@@ -82,3 +93,15 @@ def test_missing_sweep_or_no_epochs_raise_report_error(tmp_path):
     with pytest.raises(ReportError) as e:
         write_report(tmp_path / "pending")
     assert "\n" not in str(e.value) and "pending" in str(e.value)
+
+
+def test_report_titles_studies_by_the_kind_recorded_at_launch(tmp_path):
+    from results import store
+    from results.records import SweepRecord
+
+    sweep = tmp_path / "s"
+    write_trial(sweep, "bn-b32-s0", "bn", 32, flat(16.0), studies=("batch",))
+    write_trial(sweep, "gn-b32-g8-s0", "gn", 32, flat(20.0), groups=8, studies=("batch",))
+    assert "## Study `batch`: normalization methods at batch 32" in write_report(sweep).read_text()
+    store.write_sweep(sweep, SweepRecord("s", {}, ("bn-b32-s0", "gn-b32-g8-s0"), {"batch": "batch_size"}))
+    assert "## Study `batch`: batch size, BN against GN" in write_report(sweep).read_text()
