@@ -1,4 +1,5 @@
 """A real sweep end to end: the CLI, local Ray, Ray Tune, real Keras training on real digits, real Parquet."""
+import json
 import os
 import shutil
 import subprocess
@@ -93,6 +94,9 @@ def test_sweep_end_to_end(small_sweep):
     assert set(trials["status"]) == {"completed"} and (trials["epochs"] == EPOCHS).all()
     shared = trials.set_index("trial_key").loc["bn-b64-s0"]
     assert sorted(shared["studies"]) == ["norms", "small"]
+    record = json.loads((root / "results" / "small" / "sweep.json").read_text())
+    assert record["studies"] == {"norms": "norms", "small": "batch_size"}
+    assert sorted(record["trials"]) == sorted(trials["trial_key"])
     for key, group in epochs.groupby("trial_key"):
         final = trials.set_index("trial_key").loc[key, "final_val_err"]
         assert final == pytest.approx(group.sort_values("epoch")["val_err"].tail(5).median())
@@ -104,7 +108,15 @@ def test_status_lists_every_trial(small_sweep):
     run = gnsweep("status", "small", "--results", root / "results", cwd=root)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.strip().splitlines()
-    assert len(lines) == 4 and all("completed" in line for line in lines[1:])
+    epochs = pd.read_parquet(root / "results" / "small" / "epochs").sort_values("epoch")
+    trials = pd.read_parquet(root / "results" / "small" / "trials").set_index("trial_key")
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert lines[0].split() == ["trial", "status", "epochs", "latest", "%", "final", "%", "error"]
+    assert sorted(rows) == sorted(trials.index) and len(lines) == 4
+    for key, (_, status, n, latest, final) in rows.items():
+        assert (status, int(n)) == ("completed", EPOCHS)
+        assert float(latest) == pytest.approx(epochs[epochs.trial_key == key]["val_err"].iloc[-1], abs=0.005)
+        assert float(final) == pytest.approx(trials.loc[key, "final_val_err"], abs=0.005)
 
 
 @pytest.mark.slow
