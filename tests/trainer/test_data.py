@@ -16,7 +16,7 @@ import tensorflow as tf
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from trainer import data
+from trainer import data, shards
 from trainer.data import DataError, check_dataset, download, load_info, prepare, resolve_dataset, verify
 
 REPO = Path(__file__).resolve().parents[2]
@@ -151,7 +151,7 @@ def test_prepare_again_returns_the_existing_dataset_and_refuses_others(tmp_path)
 
 def test_interrupted_prepare_leaves_nothing(tmp_path, monkeypatch):
     tree = fake_tree(tmp_path / "tree", train_per_class=300)
-    real, calls = data._write_shard, []
+    real, calls = shards.write_shard, []
 
     def write_then_interrupt(*args, **kwargs):
         calls.append(1)
@@ -159,7 +159,7 @@ def test_interrupted_prepare_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(data, "_write_shard", write_then_interrupt)
+    monkeypatch.setattr(shards, "write_shard", write_then_interrupt)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         prepare(str(tree), out, progress=False)
