@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from data_faults import cut_sample, one_line_error
 from launches import gnsweep, write_spec
 
 TRAIN_PER_CLASS = 4
@@ -15,41 +16,8 @@ VAL_PER_CLASS = 2
 
 @pytest.fixture
 def sample_copy(tiny_sample, tmp_path) -> Path:
-    """A copy of the real sample in its own layout, cut to 4 train and 2 val images of each of its 10 classes (the
-    real files and annotation lines, fewer of them, so that each prepare takes seconds)."""
-    root = tmp_path / "tiny-imagenet-200"
-    root.mkdir()
-    for name in ("wnids.txt", "words.txt"):
-        shutil.copy(tiny_sample / name, root / name)
-    wnids = (tiny_sample / "wnids.txt").read_text().split()
-    for w in wnids:
-        src, dst = tiny_sample / "train" / w / "images", root / "train" / w / "images"
-        dst.mkdir(parents=True)
-        for f in sorted(src.iterdir())[:TRAIN_PER_CLASS]:
-            shutil.copy(f, dst / f.name)
-    (root / "val" / "images").mkdir(parents=True)
-    kept, per_class = [], {}
-    for line in (tiny_sample / "val" / "val_annotations.txt").read_text().splitlines():
-        file, wnid = line.split("\t")[:2]
-        if per_class.get(wnid, 0) < VAL_PER_CLASS:
-            per_class[wnid] = per_class.get(wnid, 0) + 1
-            kept.append(line)
-            shutil.copy(tiny_sample / "val" / "images" / file, root / "val" / "images" / file)
-    (root / "val" / "val_annotations.txt").write_text("\n".join(kept) + "\n")
-    return root
-
-
-def one_line_error(run, *names) -> str:
-    """Exit 2 and one ``gnsweep:`` line naming ``names``, last on stderr. TensorFlow's native logging (CUDA probes,
-    libjpeg's "Premature end of JPEG data") may come before it once TensorFlow is loaded; it cannot be silenced
-    by TF_CPP_MIN_LOG_LEVEL in TF 2.21, so it is tolerated here but no Python traceback is."""
-    assert run.returncode == 2, run.stdout + run.stderr
-    assert "Traceback" not in run.stderr, run.stderr
-    ours = [line for line in run.stderr.splitlines() if line.startswith("gnsweep: ")]
-    assert len(ours) == 1 and run.stderr.splitlines()[-1] == ours[0], run.stderr
-    for name in names:
-        assert str(name) in ours[0], (name, ours[0])
-    return ours[0]
+    """A copy of the real sample cut to 4 train and 2 val images of each of its 10 classes."""
+    return cut_sample(tiny_sample, tmp_path / "tiny-imagenet-200", TRAIN_PER_CLASS, VAL_PER_CLASS)
 
 
 def truncate_one_train_image(root: Path) -> Path:
