@@ -115,3 +115,52 @@ def test_launch_refuses_a_damaged_prepared_dataset_before_ray(digits_dataset, tm
     run = gnsweep("launch", spec, "--results", tmp_path / "results", "--no-dashboard", cwd=tmp_path)
     one_line_error(run, shard, says)
     assert_nothing_started(run, tmp_path / "results", time.monotonic() - started)
+
+
+def fewer_classes(info: dict) -> None:
+    info["num_classes"] -= 1
+    info["classes"].pop()
+
+
+def more_classes(info: dict) -> None:
+    info["num_classes"] += 1
+    info["classes"].append({"wnid": "digit10", "words": "ten"})
+
+
+def larger_images(info: dict) -> None:
+    info["image_size"] = [32, 32]
+
+
+def nan_statistics(info: dict) -> None:
+    info["normalize"]["std"][1] = float("nan")
+
+
+def dropped_shard(info: dict) -> None:
+    lost = info["shards"]["train"].pop()
+    info["counts"]["train"] -= lost["examples"]
+
+
+def more_examples(info: dict) -> None:
+    info["shards"]["val"][0]["examples"] += 1
+    info["counts"]["val"] += 1
+
+
+@pytest.mark.parametrize("edit, field", [(fewer_classes, "'num_classes' is 9 but the train shards hold label 9"),
+                                         (more_classes, "'num_classes' is 11 but the train shards hold 10 classes"),
+                                         (larger_images, "'image_size' is [32, 32] but the images are [16, 16]"),
+                                         (nan_statistics, "'normalize.std'"),
+                                         (dropped_shard, "'shards.train'"),
+                                         (more_examples, "'shards.val' says val-00000-of-00001.tfrecord holds")])
+def test_launch_refuses_an_edited_dataset_json_before_ray(digits_dataset, tmp_path, edit, field):
+    """Edits to dataset.json that keep every shard's sha256 (so only reading the shards shows them) would fail
+    inside a trial, with a TensorFlow error naming neither the file nor the field."""
+    dataset = tmp_path / "digits"
+    shutil.copytree(digits_dataset, dataset)
+    info = json.loads((dataset / "dataset.json").read_text())
+    edit(info)
+    (dataset / "dataset.json").write_text(json.dumps(info))
+    spec = write_spec(tmp_path / "edited.yaml", dataset, name="edited", studies="a: {norm: [gn], batch_size: [32]}")
+    started = time.monotonic()
+    run = gnsweep("launch", spec, "--results", tmp_path / "results", "--no-dashboard", cwd=tmp_path)
+    one_line_error(run, dataset / "dataset.json", field)
+    assert_nothing_started(run, tmp_path / "results", time.monotonic() - started)
