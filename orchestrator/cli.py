@@ -5,6 +5,7 @@ Heavy imports (TensorFlow, Ray) happen inside the commands, so ``--help`` and sp
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -105,6 +106,7 @@ def data_prepare(
     """Write a dataset as TFRecord shards of the original JPEG bytes plus dataset.json."""
     from trainer import data
 
+    _exit_on_sigterm()
     try:
         info = data.prepare(source, out, shards=shards, skip_bad=skip_bad)
     except data.DataError as e:
@@ -117,15 +119,22 @@ def data_prepare(
 def data_download(
     out: Path = typer.Option(..., "--out", help="Directory to save tiny-imagenet-200.zip into."),
     url: str = typer.Option(None, "--url", help="Mirror of the official archive."),
+    timeout: float = typer.Option(3600, "--timeout", min=1, help="Give up after this many seconds in all."),
 ) -> None:
     """Download the official Tiny ImageNet-200 archive and check its md5."""
     from trainer import data
 
+    _exit_on_sigterm()
     try:
-        path = data.download(out, **({"url": url} if url else {}))
+        path = data.download(out, deadline_s=timeout, **({"url": url} if url else {}))
     except data.DataError as e:
         fail(str(e))
     typer.echo(f"downloaded {path}")
+
+
+def _exit_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C (exit 143), so the data commands remove their scratch folders on the way out."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from data_faults import cut_sample, one_line_error
 from launches import gnsweep, write_spec
 
 TRAIN_PER_CLASS = 4
@@ -15,41 +16,8 @@ VAL_PER_CLASS = 2
 
 @pytest.fixture
 def sample_copy(tiny_sample, tmp_path) -> Path:
-    """A copy of the real sample in its own layout, cut to 4 train and 2 val images of each of its 10 classes (the
-    real files and annotation lines, fewer of them, so that each prepare takes seconds)."""
-    root = tmp_path / "tiny-imagenet-200"
-    root.mkdir()
-    for name in ("wnids.txt", "words.txt"):
-        shutil.copy(tiny_sample / name, root / name)
-    wnids = (tiny_sample / "wnids.txt").read_text().split()
-    for w in wnids:
-        src, dst = tiny_sample / "train" / w / "images", root / "train" / w / "images"
-        dst.mkdir(parents=True)
-        for f in sorted(src.iterdir())[:TRAIN_PER_CLASS]:
-            shutil.copy(f, dst / f.name)
-    (root / "val" / "images").mkdir(parents=True)
-    kept, per_class = [], {}
-    for line in (tiny_sample / "val" / "val_annotations.txt").read_text().splitlines():
-        file, wnid = line.split("\t")[:2]
-        if per_class.get(wnid, 0) < VAL_PER_CLASS:
-            per_class[wnid] = per_class.get(wnid, 0) + 1
-            kept.append(line)
-            shutil.copy(tiny_sample / "val" / "images" / file, root / "val" / "images" / file)
-    (root / "val" / "val_annotations.txt").write_text("\n".join(kept) + "\n")
-    return root
-
-
-def one_line_error(run, *names) -> str:
-    """Exit 2 and one ``gnsweep:`` line naming ``names``, last on stderr. TensorFlow's native logging (CUDA probes,
-    libjpeg's "Premature end of JPEG data") may come before it once TensorFlow is loaded; it cannot be silenced
-    by TF_CPP_MIN_LOG_LEVEL in TF 2.21, so it is tolerated here but no Python traceback is."""
-    assert run.returncode == 2, run.stdout + run.stderr
-    assert "Traceback" not in run.stderr, run.stderr
-    ours = [line for line in run.stderr.splitlines() if line.startswith("gnsweep: ")]
-    assert len(ours) == 1 and run.stderr.splitlines()[-1] == ours[0], run.stderr
-    for name in names:
-        assert str(name) in ours[0], (name, ours[0])
-    return ours[0]
+    """A copy of the real sample cut to 4 train and 2 val images of each of its 10 classes."""
+    return cut_sample(tiny_sample, tmp_path / "tiny-imagenet-200", TRAIN_PER_CLASS, VAL_PER_CLASS)
 
 
 def truncate_one_train_image(root: Path) -> Path:
@@ -146,4 +114,53 @@ def test_launch_refuses_a_damaged_prepared_dataset_before_ray(digits_dataset, tm
     started = time.monotonic()
     run = gnsweep("launch", spec, "--results", tmp_path / "results", "--no-dashboard", cwd=tmp_path)
     one_line_error(run, shard, says)
+    assert_nothing_started(run, tmp_path / "results", time.monotonic() - started)
+
+
+def fewer_classes(info: dict) -> None:
+    info["num_classes"] -= 1
+    info["classes"].pop()
+
+
+def more_classes(info: dict) -> None:
+    info["num_classes"] += 1
+    info["classes"].append({"wnid": "digit10", "words": "ten"})
+
+
+def larger_images(info: dict) -> None:
+    info["image_size"] = [32, 32]
+
+
+def nan_statistics(info: dict) -> None:
+    info["normalize"]["std"][1] = float("nan")
+
+
+def dropped_shard(info: dict) -> None:
+    lost = info["shards"]["train"].pop()
+    info["counts"]["train"] -= lost["examples"]
+
+
+def more_examples(info: dict) -> None:
+    info["shards"]["val"][0]["examples"] += 1
+    info["counts"]["val"] += 1
+
+
+@pytest.mark.parametrize("edit, field", [(fewer_classes, "'num_classes' is 9 but the train shards hold label 9"),
+                                         (more_classes, "'num_classes' is 11 but the train shards hold 10 classes"),
+                                         (larger_images, "'image_size' is [32, 32] but the images are [16, 16]"),
+                                         (nan_statistics, "'normalize.std'"),
+                                         (dropped_shard, "'shards.train'"),
+                                         (more_examples, "'shards.val' says val-00000-of-00001.tfrecord holds")])
+def test_launch_refuses_an_edited_dataset_json_before_ray(digits_dataset, tmp_path, edit, field):
+    """Edits to dataset.json that keep every shard's sha256 (so only reading the shards shows them) would fail
+    inside a trial, with a TensorFlow error naming neither the file nor the field."""
+    dataset = tmp_path / "digits"
+    shutil.copytree(digits_dataset, dataset)
+    info = json.loads((dataset / "dataset.json").read_text())
+    edit(info)
+    (dataset / "dataset.json").write_text(json.dumps(info))
+    spec = write_spec(tmp_path / "edited.yaml", dataset, name="edited", studies="a: {norm: [gn], batch_size: [32]}")
+    started = time.monotonic()
+    run = gnsweep("launch", spec, "--results", tmp_path / "results", "--no-dashboard", cwd=tmp_path)
+    one_line_error(run, dataset / "dataset.json", field)
     assert_nothing_started(run, tmp_path / "results", time.monotonic() - started)

@@ -1,23 +1,20 @@
-import functools
 import hashlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 import zipfile
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
+from raw_trees import fake_tree, zip_tree
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from trainer import data
-from trainer.data import DataError, check_dataset, download, load_info, prepare, resolve_dataset, verify
+from trainer import data, shards
+from trainer.data import DataError, check_dataset, load_info, prepare, resolve_dataset, verify
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,38 +31,6 @@ def records(dataset_dir: Path, split: str) -> list[dict]:
             out.append({"name": ex["name"].numpy().decode(), "label": int(ex["label"]),
                         "image": ex["image"].numpy()})
     return out
-
-
-def jpeg(seed: int, size: int = 16, channels: int = 3) -> bytes:
-    pixels = np.random.default_rng(seed).integers(0, 256, (size, size, channels), dtype=np.uint8)
-    return tf.io.encode_jpeg(pixels).numpy()
-
-
-def fake_tree(root: Path, wnids=("n00000002", "n00000001"), train_per_class=3, val_per_class=2) -> Path:
-    """A tiny tiny-imagenet-200 layout of synthetic JPEGs, for the error paths."""
-    (root / "val" / "images").mkdir(parents=True)
-    (root / "wnids.txt").write_text("\n".join(wnids) + "\n")
-    (root / "words.txt").write_text("".join(f"{w}\tthing {w}\n" for w in wnids) + "n09999999\tother\n")
-    lines = []
-    for c, w in enumerate(wnids):
-        images = root / "train" / w / "images"
-        images.mkdir(parents=True)
-        for i in range(train_per_class):
-            (images / f"{w}_{i}.JPEG").write_bytes(jpeg(100 * c + i))
-        for i in range(val_per_class):
-            name = f"val_{c * val_per_class + i}.JPEG"
-            (root / "val" / "images" / name).write_bytes(jpeg(10_000 + 100 * c + i))
-            lines.append(f"{name}\t{w}\t0\t0\t15\t15\n")
-    (root / "val" / "val_annotations.txt").write_text("".join(lines))
-    return root
-
-
-def zip_tree(tree: Path, zip_path: Path) -> Path:
-    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as zf:
-        for f in sorted(tree.rglob("*")):
-            if f.is_file():
-                zf.write(f, "tiny-imagenet-200/" + f.relative_to(tree).as_posix())
-    return zip_path
 
 
 # --- digits -------------------------------------------------------------------------------------------------
@@ -151,7 +116,7 @@ def test_prepare_again_returns_the_existing_dataset_and_refuses_others(tmp_path)
 
 def test_interrupted_prepare_leaves_nothing(tmp_path, monkeypatch):
     tree = fake_tree(tmp_path / "tree", train_per_class=300)
-    real, calls = data._write_shard, []
+    real, calls = shards.write_shard, []
 
     def write_then_interrupt(*args, **kwargs):
         calls.append(1)
@@ -159,7 +124,7 @@ def test_interrupted_prepare_leaves_nothing(tmp_path, monkeypatch):
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(data, "_write_shard", write_then_interrupt)
+    monkeypatch.setattr(shards, "write_shard", write_then_interrupt)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         prepare(str(tree), out, progress=False)
@@ -283,60 +248,6 @@ def test_cli_prepare_corrupt_image_and_success(tmp_path):
     result = runner.invoke(app, ["data", "prepare", str(tree), "--out", str(tmp_path / "out"), "--skip-bad"])
     assert result.exit_code == 0, result.output
     assert "5 train, 4 val images, 2 classes" in result.stdout
-
-
-# --- download -----------------------------------------------------------------------------------------------
-
-class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def http_root(tmp_path):
-    root = tmp_path / "www"
-    root.mkdir()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-
-
-def test_download_checks_md5_and_reuses_a_good_copy(http_root, tmp_path):
-    root, base = http_root
-    archive = zip_tree(fake_tree(tmp_path / "tree"), root / "tiny-imagenet-200.zip")
-    md5 = hashlib.md5(archive.read_bytes()).hexdigest()
-    out = tmp_path / "dl"
-    path = download(out, url=f"{base}/tiny-imagenet-200.zip", md5=md5, progress=False)
-    assert path == out / "tiny-imagenet-200.zip" and path.read_bytes() == archive.read_bytes()
-    assert [p.name for p in out.iterdir()] == ["tiny-imagenet-200.zip"]
-    archive.unlink()
-    assert download(out, url=f"{base}/tiny-imagenet-200.zip", md5=md5, progress=False) == path
-    assert prepare(str(path), tmp_path / "prepared", progress=False).counts == {"train": 6, "val": 4}
-
-
-def test_download_md5_mismatch_leaves_nothing(http_root, tmp_path):
-    root, base = http_root
-    (root / "tiny-imagenet-200.zip").write_bytes(b"x" * 5000)
-    out = tmp_path / "dl"
-    with pytest.raises(DataError, match="md5 .* does not match"):
-        download(out, url=f"{base}/tiny-imagenet-200.zip", md5="0" * 32, progress=False)
-    assert not out.exists()
-    with pytest.raises(DataError, match="cannot reach .*404"):
-        download(out, url=f"{base}/missing.zip", progress=False)
-    assert not out.exists()
-
-
-def test_download_unreachable_is_one_line_and_leaves_nothing(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = tmp_path / "dl"
-    with pytest.raises(DataError, match=f"cannot reach http://127.0.0.1:{port}/x.zip: ") as e:
-        download(out, url=f"http://127.0.0.1:{port}/x.zip", progress=False)
-    assert "\n" not in str(e.value) and not out.exists()
 
 
 # --- spec values --------------------------------------------------------------------------------------------
