@@ -149,6 +149,13 @@ def claim_sweep(sweep_dir: Location, name: str, warn: Callable[[str], None]) -> 
     """Claim ``sweep_dir`` for this launch, taking over a stale claim; raises ClaimError naming where the sweep runs
     if another launch holds it."""
     path = Location.of(sweep_dir) / CLAIM_FILE
+    try:
+        return _claim(path, name, warn)
+    except OSError as e:
+        raise ClaimError(f"--results: cannot write {path}: {str(e).splitlines()[0]}") from None
+
+
+def _claim(path: Location, name: str, warn: Callable[[str], None]) -> SweepClaim:
     for _ in range(3):
         current = read_claim(path)
         if current is not None and current.live():

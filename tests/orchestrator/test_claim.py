@@ -69,3 +69,32 @@ def test_live_process_on_this_host_holds_its_claim_whatever_its_heartbeat(tmp_pa
 def test_claim_dataclass_round_trips(tmp_path):
     claim = Claim.mine()
     assert Claim(**json.loads(claim.text())) == claim and claim.live()
+
+
+def test_unwritable_results_is_one_line_naming_the_claim(tmp_path):
+    (tmp_path / "results").write_text("a file where the results directory should be")
+    with pytest.raises(ClaimError, match=f"^--results: cannot write {tmp_path}/results/s/{CLAIM_FILE}: "):
+        claim_sweep(Location.of(tmp_path / "results" / "s"), "s", print)
+
+
+def test_launch_whose_claim_was_taken_over_stops_itself(tmp_path, monkeypatch):
+    """Its heartbeat finds another launch's claim (its own lease had run out, e.g. the machine slept): it warns and
+    sends itself SIGTERM, which a launch turns into a clean stop; releasing leaves the other launch's claim alone."""
+    import signal
+
+    from orchestrator import claim as claim_module
+
+    monkeypatch.setattr(claim_module, "HEARTBEAT_SECONDS", 0.05)
+    received, warnings = [], []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
+    try:
+        held = claim_sweep(Location.of(tmp_path), "s", warnings.append)
+        other = plant(tmp_path)
+        deadline = time.monotonic() + 10
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        held.release()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert received == [signal.SIGTERM] and "claimed by another launch (host node-b.example" in warnings[0]
+    assert json.loads((tmp_path / CLAIM_FILE).read_text()) == other
