@@ -1,5 +1,5 @@
 """The driver-side writer: a Ray Tune callback that turns each reported epoch into a Parquet row as it arrives and
-keeps the trials table current (running, completed, diverged, failed)."""
+keeps the trials table current (running, completed, diverged, failed, interrupted)."""
 from __future__ import annotations
 
 import dataclasses
@@ -108,3 +108,12 @@ class ResultsWriter(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._update(trial, "failed", error_message(trial))
+
+    def record_interrupted(self) -> list[str]:
+        """After the launch was stopped (Ctrl-C, SIGTERM): trials still recorded as running become ``interrupted``
+        (a relaunch resumes them); returns their keys."""
+        stopped = [key for key, row in self.rows.items() if row.status == "running"]
+        for key in stopped:
+            self.rows[key] = trial_row(self.sweep_dir, self.rows[key], status="interrupted")
+            self._store(store.write_trial_row, self.rows[key])
+        return stopped

@@ -39,22 +39,28 @@ def launch(
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="Trials at once."),
     dashboard: bool = typer.Option(True, "--dashboard/--no-dashboard", help="Start the Ray dashboard (local Ray)."),
     dashboard_host: str = typer.Option("127.0.0.1", "--dashboard-host",
-                                       help="Address the dashboard binds to; it has no access control of its own."),
+                                       help="Address the dashboard binds to; beyond loopback, Ray's token guards it."),
     data_dir: Path = typer.Option(Path("data"), "--data-dir", help="Where prepared datasets are cached."),
     verbose: bool = typer.Option(False, "--verbose", help="Show the trials' own logs."),
+    allow_open_network: bool = typer.Option(False, "--allow-open-network",
+                                            help="Let a local launch's dashboard listen beyond loopback with "
+                                                 "RAY_AUTH_MODE=disabled (anyone who reaches it can run code here)."),
 ) -> None:
     """Validate a sweep spec, print the plan, and run the trials not completed yet."""
+    from orchestrator.claim import ClaimError
     from orchestrator.launch import LaunchError, LaunchOptions
     from orchestrator.launch import launch as run_launch
+    from orchestrator.network import NetworkError
     from orchestrator.spec import SpecError
     from results.store import DamagedResults
     from trainer.data import DataError
 
     opts = LaunchOptions(results=results, address=address, dry_run=dry_run, max_concurrent=max_concurrent,
-                         dashboard=dashboard, dashboard_host=dashboard_host, data_dir=data_dir, verbose=verbose)
+                         dashboard=dashboard, dashboard_host=dashboard_host, data_dir=data_dir, verbose=verbose,
+                         allow_open_network=allow_open_network)
     try:
         code = run_launch(spec, opts, echo=typer.echo)
-    except (SpecError, LaunchError, DataError, DamagedResults) as e:
+    except (SpecError, LaunchError, DataError, DamagedResults, NetworkError, ClaimError) as e:
         fail(str(e).replace("\n", "\ngnsweep: "))
     raise typer.Exit(code)
 

@@ -28,6 +28,7 @@ class LaunchOptions:
     dashboard_host: str = "127.0.0.1"
     data_dir: Path = Path("data")
     verbose: bool = False
+    allow_open_network: bool = False  # a local launch may listen beyond loopback without Ray's token
 
 
 def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial]) -> None:
@@ -69,6 +70,7 @@ def pending_trials(sweep_dir: Location, trials: list[PlannedTrial]) -> tuple[lis
 def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
     import ray
 
+    from orchestrator import network
     from orchestrator.tuning import WORKER_ENV
 
     # Inside a Ray job whose runtime env already sets these, setting them again would be a merge conflict.
@@ -81,12 +83,40 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
     if address:
         ctx = ray.init(address=address, **kwargs)
     else:
-        if opts.dashboard and opts.dashboard_host not in ("127.0.0.1", "localhost"):
-            echo(f"warning: the Ray dashboard on {opts.dashboard_host} has no access control of its own; anyone who "
-                 f"can reach that address can submit jobs")
+        network.bind_to_loopback()
         ctx = ray.init(address="local", include_dashboard=opts.dashboard, dashboard_host=opts.dashboard_host, **kwargs)
+        network.check_node_address(ctx.address_info["node_ip_address"], opts.allow_open_network, echo)
     if ctx.dashboard_url:
         echo(f"Ray dashboard: http://{ctx.dashboard_url}")
+
+
+def _run_on_ray(spec, trials, pending, prior, sweep_dir, dataset_dir, opts: LaunchOptions, echo, catcher) -> None:
+    problems = cluster_problems(spec)
+    if problems:
+        raise LaunchError("\n".join(problems))
+    try:
+        check_shared_storage(sweep_dir, dataset_dir, echo)
+    except ClusterError as e:
+        raise LaunchError(str(e)) from None
+    from orchestrator.callback import ResultsWriter
+    from orchestrator.progress import ProgressPrinter
+    from orchestrator.tuning import run_trials
+
+    writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior)
+    progress = ProgressPrinter(len(trials), spec.train.epochs, done_before=len(trials) - len(pending), echo=echo)
+    try:
+        run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir, callbacks=[writer, progress],
+                   max_concurrent=opts.max_concurrent)
+    except Exception:
+        if catcher.interrupted is not None:
+            stopped = writer.record_interrupted()
+            echo(f"{len(stopped)} running trial(s) recorded as interrupted: {', '.join(stopped) or '-'}")
+            raise
+        if writer.failure is None:
+            raise
+        # Tune stops the sweep when a results file cannot be written; what was written before stays readable
+        raise LaunchError(f"{writer.failure}; the results written before it are intact: make room (or make it "
+                          f"writable) and launch again to go on") from None
 
 
 def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
@@ -109,11 +139,29 @@ def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
 
 
 def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], None] = print) -> int:
-    """Run a sweep; returns the exit status (0 ok, 1 failed trials). Raises SpecError / LaunchError / DataError
-    for bad input before anything starts."""
+    """Run a sweep; returns the exit status (0 ok, 1 failed trials, 130/143 stopped by SIGINT/SIGTERM). Raises
+    SpecError / LaunchError / DataError / NetworkError / ClaimError for bad input before anything starts."""
+    from orchestrator import interrupts
+
+    with interrupts.catch() as catcher:
+        try:
+            return _launch(spec_path, opts, echo, catcher)
+        except Exception as e:
+            stop = e if isinstance(e, interrupts.Interrupted) else catcher.interrupted
+            if stop is None:
+                raise
+            echo(f"interrupted ({stop}): the sweep stopped; run `gnsweep launch {spec_path}` again to resume it")
+            return stop.exit_code
+
+
+def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher) -> int:
+    from orchestrator.claim import claim_sweep
+    from orchestrator.network import check_exposure
     from orchestrator.spec_file import load_spec
 
     spec = load_spec(spec_path)
+    if not (opts.address or os.environ.get("RAY_ADDRESS")):
+        check_exposure(opts.dashboard, opts.dashboard_host, opts.allow_open_network, echo)
     trials = plan_trials(spec)
     echo(format_plan(spec, trials))
     if opts.dry_run:
@@ -126,6 +174,14 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
         raise LaunchError(f"--results {e}") from None
     dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve()).resolve()
     data.verify(dataset_dir, data.load_info(dataset_dir))
+    claim = claim_sweep(sweep_dir, spec.name, warn=lambda line: echo(line))
+    try:
+        return _run(spec, trials, sweep_dir, dataset_dir, opts, echo, catcher)
+    finally:
+        claim.release()
+
+
+def _run(spec, trials, sweep_dir: Location, dataset_dir: Path, opts: LaunchOptions, echo, catcher) -> int:
     check_fingerprint(sweep_dir, spec, trials)
     pending, prior = pending_trials(sweep_dir, trials)
     keys = [t.key for t in trials]
@@ -133,29 +189,14 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
         echo(f"all {len(trials)} trials are finished; nothing to run")
     else:
         echo(f"running {len(pending)} of {len(trials)} trials ({len(trials) - len(pending)} already finished)")
-        start_ray(opts, echo)
-        problems = cluster_problems(spec)
-        if problems:
-            raise LaunchError("\n".join(problems))
-        try:
-            check_shared_storage(sweep_dir, dataset_dir, echo)
-        except ClusterError as e:
-            raise LaunchError(str(e)) from None
-        from orchestrator.progress import ProgressPrinter
-        from orchestrator.tuning import run_trials
-        from orchestrator.callback import ResultsWriter
+        import ray
 
-        writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior)
-        progress = ProgressPrinter(len(trials), spec.train.epochs, done_before=len(trials) - len(pending), echo=echo)
         try:
-            run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir, callbacks=[writer, progress],
-                       max_concurrent=opts.max_concurrent)
-        except Exception:
-            if writer.failure is None:
-                raise
-            # Tune stops the sweep when a results file cannot be written; what was written before stays readable
-            raise LaunchError(f"{writer.failure}; the results written before it are intact: make room (or make it "
-                              f"writable) and launch again to go on") from None
+            start_ray(opts, echo)
+            catcher.install()  # ray.init replaced the SIGTERM handler
+            _run_on_ray(spec, trials, pending, prior, sweep_dir, dataset_dir, opts, echo, catcher)
+        finally:
+            ray.shutdown()
     table, failed = summary(sweep_dir, keys)
     echo(table)
     echo(f"results: {sweep_dir} (pd.read_parquet('{sweep_dir / 'epochs'}'))")

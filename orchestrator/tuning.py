@@ -8,6 +8,8 @@ from pathlib import Path
 
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+# gnsweep handles Ctrl-C itself (orchestrator.interrupts); Tune's handler would end fit() with exit 0 and restore advice
+os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true", "PYTHONUNBUFFERED": "1"}
 

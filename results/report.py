@@ -63,7 +63,7 @@ def _header(sweep_dir: Location, epochs: pd.DataFrame, results: pd.DataFrame) ->
     counts = results["status"].value_counts()
     statuses = ", ".join(f"{n} {s}" for s, n in counts.items())
     done = results["epochs"]
-    unfinished = int(results["status"].isin(["running", "pending", "unknown"]).sum())
+    unfinished = int(results["status"].isin(["running", "pending", "unknown", "interrupted"]).sum())
     state = f"still running ({unfinished} trials not finished)" if unfinished else "finished"
     refs = "; ".join(f"{r.label}" + (f" ({r.note})" if r.note else "") for r in references_for(models))
     return [

@@ -30,7 +30,7 @@ EPOCH_SCHEMA = pa.schema(CONFIG_FIELDS + [
     pa.field("recorded_at", pa.timestamp("ms", tz="UTC")),
 ])
 
-TRIAL_STATUSES = ("pending", "running", "completed", "failed", "diverged")
+TRIAL_STATUSES = ("pending", "running", "completed", "failed", "diverged", "interrupted")
 
 # results/<sweep>/trials/: one row per trial, rewritten when its status changes.
 TRIAL_SCHEMA = pa.schema(CONFIG_FIELDS + [

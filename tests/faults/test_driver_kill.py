@@ -7,6 +7,9 @@ epoch file and is in its second epoch. The callback writes the trial's row right
 can also land inside a Parquet write; what such a kill leaves (a hidden ``.<name>.<id>.tmp`` holding part of a file,
 as ``_write_atomic`` renames only complete files) is planted before the relaunch, which must ignore it.
 """
+import json
+import socket
+
 import pandas as pd
 import pytest
 from launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_files, session_pids, statuses, \
@@ -54,6 +57,8 @@ def killed_twice(tmp_path_factory, digits_dataset):
     story["epochs_at_first_kill"] = epoch_files(sweep_dir)
     story["killed"].append(first.kill())
     story["left_after_first_kill"] = session_pids(first.sid)
+    story["first_pid"] = first.proc.pid
+    story["claim_after_first_kill"] = json.loads((sweep_dir / "launch.json").read_text())
 
     # (2) mid-sweep: one trial completed, the other has epoch 1 and is training epoch 2
     second = Launch(spec, results, cwd=root)
@@ -137,3 +142,12 @@ def test_reader_polling_during_the_relaunch_never_saw_a_partial_file(killed_twic
     assert poller.failures == []
     assert poller.reads > 20 and poller.counts == sorted(poller.counts)
     assert poller.counts[0] >= EPOCHS + 1 and poller.counts[-1] == 2 * EPOCHS
+
+
+@pytest.mark.slow
+def test_claim_of_a_killed_launch_does_not_block_the_next(killed_twice):
+    """SIGKILL leaves the launch's claim behind; its pid is dead on this host, so the next launch took it over."""
+    claim = killed_twice["claim_after_first_kill"]
+    assert claim["pid"] == killed_twice["first_pid"] and claim["host"] == socket.gethostname()
+    assert killed_twice["killed"][1] >= 4, "the second launch ran despite the first one's claim"
+    assert not (killed_twice["sweep_dir"] / "launch.json").exists(), "the last launch released its claim"

@@ -1,5 +1,6 @@
-"""Trials that fail inside a real sweep: one that raises on every attempt, one whose Ray worker is SIGKILLed in the
-middle of training, and one that diverges. Real Ray, real Keras on digits, real Parquet; nothing is mocked.
+"""Trials that fail inside a real sweep: one that raises on every attempt, one per norm kind (BN, GN, LN, IN) whose Ray
+worker is SIGKILLed in the middle of training, and one that diverges. Real Ray, real Keras on digits, real Parquet;
+nothing is mocked.
 
 The raising trial is real input the spec cannot reject: batch 4096 on the 1,437 digits training images, which
 ``train_trial`` refuses inside the trial (the spec does not know the dataset's size)."""
@@ -14,29 +15,47 @@ from launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_file
 
 EPOCHS = 2
 GOOD, HUGE = "bn-b128-s0", "bn-b4096-s0"
+# every norm kind is interrupted: GN, LN and IN checkpoints hold gnsweep's own layers, which a fresh worker must load
+KILLED = (GOOD, "gn-b128-g8-s0", "ln-b128-s0", "in-b128-s0")
+STEPS_PER_EPOCH = 1437 // 128  # full batches of the digits' training images
+
+
+def kill_each_after_its_first_epoch(launch, sweep_dir) -> dict[str, list[str]]:
+    """SIGKILL the Ray worker of each of ``KILLED`` once its first epoch file appears; the epoch files each trial had
+    at its kill."""
+    killed: dict[str, list[str]] = {}
+
+    def kill_ready() -> bool:
+        for key in KILLED:
+            if key not in killed and epoch_files(sweep_dir, key):
+                workers = trial_workers(launch.sid, key)
+                assert len(workers) == 1, f"expected one worker for {key}, found {workers}\n{launch.tail()}"
+                os.kill(workers[0], signal.SIGKILL)
+                killed[key] = sorted(epoch_files(sweep_dir, key))
+        return len(killed) == len(KILLED)
+
+    launch.wait_for(kill_ready, f"a first epoch of each of {KILLED}", timeout=600)
+    return killed
 
 
 @pytest.fixture(scope="module")
 def failing_sweep(tmp_path_factory, digits_dataset):
-    """Two sweeps side by side. "failures": two concurrent trials; HUGE raises on each attempt, GOOD's worker is
-    SIGKILLed right after its first epoch is recorded, and a poller reads the tables every 50 ms throughout.
+    """Two sweeps side by side. "failures": five trials, two at a time; HUGE raises on each attempt, the worker of
+    each of KILLED is SIGKILLed right after its first epoch is recorded, and a poller reads the tables every 50 ms
+    throughout.
     "diverge": one trial at an absurd learning rate (it needs a spec of its own: base_lr is per sweep)."""
     root = tmp_path_factory.mktemp("failures")
     spec = write_spec(root / "failures.yaml", digits_dataset, name="failures", epochs=EPOCHS, retries=1,
-                      studies="ok: {norm: [bn], batch_size: [128]}\nhuge: {norm: [bn], batch_size: [4096]}")
+                      studies="ok: {norm: [bn, gn, ln, in], batch_size: [128]}\nhuge: {norm: [bn], batch_size: [4096]}")
     diverge_spec = write_spec(root / "diverge.yaml", digits_dataset, name="diverge", epochs=2, base_lr=1.0e8,
                               retries=2, studies="a: {norm: [bn], batch_size: [128]}")
     sweep_dir = root / "results" / "failures"
-    poller = ResultsPoller(sweep_dir, watch_latest=(GOOD,))
+    poller = ResultsPoller(sweep_dir, watch_latest=KILLED)
     poller.start()
     launch = Launch(spec, root / "results", cwd=root)
     diverge = Launch(diverge_spec, root / "results", cwd=root)
     try:
-        launch.wait_for(lambda: epoch_files(sweep_dir, GOOD), f"a first epoch of {GOOD}")
-        workers = trial_workers(launch.sid, GOOD)
-        assert len(workers) == 1, f"expected one worker for {GOOD}, found {workers}\n{launch.tail()}"
-        os.kill(workers[0], signal.SIGKILL)
-        killed_after = sorted(epoch_files(sweep_dir, GOOD))
+        killed_after = kill_each_after_its_first_epoch(launch, sweep_dir)
         diverge_rc = diverge.wait()
         rc = launch.wait()
     finally:
@@ -66,23 +85,35 @@ def test_raising_trial_is_retried_then_recorded_failed_with_its_error(failing_sw
 
 
 @pytest.mark.slow
-def test_killed_worker_resumes_from_its_checkpoint(failing_sweep):
+@pytest.mark.parametrize("key", KILLED)
+def test_killed_worker_resumes_from_its_checkpoint(failing_sweep, key):
     sweep_dir = failing_sweep["sweep_dir"]
-    assert failing_sweep["killed_after"] == [f"{GOOD}-e0001.parquet"], "the kill came after epoch 1 only"
-    good = pd.read_parquet(sweep_dir / "trials").set_index("trial_key").loc[GOOD]
-    assert good["status"] == "completed" and good["epochs"] == EPOCHS and good["attempts"] == 2
+    assert failing_sweep["killed_after"][key] == [f"{key}-e0001.parquet"], "the kill came after epoch 1 only"
+    trial = pd.read_parquet(sweep_dir / "trials").set_index("trial_key").loc[key]
+    assert (trial["status"], trial["epochs"], trial["attempts"]) == ("completed", EPOCHS, 2), trial["error"]
     epochs = pd.read_parquet(sweep_dir / "epochs")
-    assert_one_row_per_epoch(epochs, {GOOD: EPOCHS})
-    assert epochs.sort_values("epoch")["attempt"].tolist() == [0] + [1] * (EPOCHS - 1)
+    assert_one_row_per_epoch(epochs[epochs.trial_key == key], {key: EPOCHS})
+    assert epochs[epochs.trial_key == key].sort_values("epoch")["attempt"].tolist() == [0] + [1] * (EPOCHS - 1)
     # the retried attempt loaded epoch 1's checkpoint: 'latest' was never written back to epoch 1
-    assert failing_sweep["poller"].latest[GOOD] == [f"epoch-{e:04d}" for e in range(1, EPOCHS + 1)]
+    assert failing_sweep["poller"].latest[key] == [f"epoch-{e:04d}" for e in range(1, EPOCHS + 1)]
+
+
+@pytest.mark.slow
+def test_resumed_trials_kept_their_optimizer_state(failing_sweep):
+    """The optimizer's step count went on from the checkpoint (a fresh optimizer would have restarted at 0, and with
+    it the lr schedule and the momentum)."""
+    from trainer import checkpoints
+
+    for key in KILLED:
+        ckpt = checkpoints.load(failing_sweep["sweep_dir"] / "checkpoints" / key)
+        assert ckpt.epoch == EPOCHS and int(ckpt.model.optimizer.iterations) == EPOCHS * STEPS_PER_EPOCH, key
 
 
 @pytest.mark.slow
 def test_reader_polling_during_the_sweep_never_saw_a_partial_file(failing_sweep):
     poller = failing_sweep["poller"]
     assert poller.failures == []
-    assert poller.reads > 20 and poller.counts == sorted(poller.counts) and poller.counts[-1] == EPOCHS
+    assert poller.reads > 20 and poller.counts == sorted(poller.counts) and poller.counts[-1] == len(KILLED) * EPOCHS
 
 
 @pytest.mark.slow

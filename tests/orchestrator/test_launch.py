@@ -164,3 +164,40 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path, digits_dataset):
     assert run.returncode == 0, run.stderr
     assert "3 trials" in run.stdout and "bn-b64-s0" in run.stdout and "per study: norms 2, small 2" in run.stdout
     assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("heartbeat_age, rc", [(3600, 0), (0, 2)])
+def test_claim_of_another_host_is_taken_over_once_its_lease_expired(small_sweep, tmp_path, heartbeat_age, rc):
+    """A node sharing the results left a claim: expired, the launch takes it over (and releases it at the end);
+    renewed, the launch is refused naming that node, and the claim stays as it was."""
+    root, spec, _, _ = small_sweep
+    results = tmp_path / "results"
+    shutil.copytree(root / "results", results)
+    claim = results / "small" / "launch.json"
+    claim.write_text(json.dumps({"id": "f" * 32, "host": "node-b.example", "pid": 4242, "pid_started": None,
+                                 "since": "2026-12-01T10:00:00+00:00", "heartbeat": time.time() - heartbeat_age,
+                                 "lease_seconds": 120.0}))
+    before = claim.read_bytes()
+    run = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=tmp_path)
+    assert run.returncode == rc, run.stdout + run.stderr
+    if rc == 0:
+        assert "nothing to run" in run.stdout and not claim.exists()
+    else:
+        assert run.stderr.strip().splitlines() == [
+            f"gnsweep: sweep 'small' is already being launched (host node-b.example, pid 4242, since "
+            f"2026-12-01T10:00:00+00:00; claim {claim}); wait for that launch to end or stop it, then launch again"]
+        assert claim.read_bytes() == before
+
+
+@pytest.mark.parametrize("allow", [False, True])
+def test_open_dashboard_without_authentication_is_refused_unless_allowed(tmp_path, digits_dataset, allow):
+    spec = write_spec(tmp_path / "small.yaml", digits_dataset)
+    run = gnsweep("launch", spec, "--dry-run", "--dashboard-host", "0.0.0.0", *(["--allow-open-network"] * allow),
+                  cwd=tmp_path, timeout=60, env={"RAY_AUTH_MODE": "disabled"})
+    if allow:
+        assert run.returncode == 0 and "warning: --allow-open-network" in run.stdout, run.stderr
+    else:
+        assert run.returncode == 2 and run.stdout == "", run.stdout
+        assert run.stderr.startswith("gnsweep: --dashboard-host 0.0.0.0 with RAY_AUTH_MODE=disabled")
+        assert len(run.stderr.strip().splitlines()) == 1 and "--allow-open-network" in run.stderr

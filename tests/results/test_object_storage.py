@@ -160,3 +160,23 @@ def test_sweep_with_results_on_s3(s3, tmp_path, digits_dataset):
     assert again.returncode == 0 and "nothing to run" in again.stdout, again.stdout + again.stderr
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["remote"]
     assert sorted(p.name for p in (tmp_path / "results" / "remote").iterdir()) == ["report"]
+
+
+def test_sweep_claim_on_s3_refuses_a_live_launch_and_takes_over_an_expired_one(s3):
+    """One launch per sweep holds for results in a bucket too (shared by nodes without a common file system)."""
+    import json
+    import time
+
+    from orchestrator.claim import CLAIM_FILE, ClaimError, claim_sweep
+
+    sweep = Location.of(uri(s3, "claims/s"))
+    other = {"id": "f" * 32, "host": "node-b.example", "pid": 4242, "pid_started": None,
+             "since": "2026-12-01T10:00:00+00:00", "heartbeat": time.time(), "lease_seconds": 120.0}
+    (sweep / CLAIM_FILE).write_text(json.dumps(other))
+    with pytest.raises(ClaimError, match="host node-b.example, pid 4242"):
+        claim_sweep(sweep, "s", print)
+    (sweep / CLAIM_FILE).write_text(json.dumps({**other, "heartbeat": time.time() - 3600}))
+    held = claim_sweep(sweep, "s", print)
+    assert json.loads((sweep / CLAIM_FILE).read_text())["pid"] == os.getpid()
+    held.release()
+    assert not (sweep / CLAIM_FILE).exists()

@@ -1,0 +1,180 @@
+"""A launch's life with others around it, on real local Ray: what it exposes to the network while it runs, a second
+launch of the same sweep, Ctrl-C (SIGINT to the launch's process group, as a terminal sends it), SIGTERM (as ``kill``
+sends it), and the relaunches that resume what the signals stopped."""
+import json
+import os
+import re
+import signal
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from launches import Launch, assert_one_row_per_epoch, epoch_files, gnsweep, session_pids, statuses, write_spec
+
+EPOCHS = 3
+KEYS = ("bn-b64-s0", "gn-b64-g8-s0")
+STACK_DUMP = re.compile(r"Traceback|\*\*\* SIGTERM received|Stack trace|Tuner\.restore|Aborted")
+
+
+def listening_sockets(sid: int) -> list[tuple[str, int, str]]:
+    """(address, port, process name) of every listening TCP socket of the processes of session ``sid``."""
+    import ray  # noqa: F401 - puts Ray's vendored psutil on the path
+    import psutil
+
+    found = []
+    for pid in session_pids(sid):
+        try:
+            proc = psutil.Process(pid)
+            for c in proc.net_connections(kind="inet"):
+                if c.status == psutil.CONN_LISTEN:
+                    found.append((c.laddr.ip, c.laddr.port, " ".join(proc.cmdline()[:2])[-60:]))
+        except psutil.Error:
+            continue
+    return found
+
+
+def loopback(address: str) -> bool:
+    return address.removeprefix("::ffff:") in ("127.0.0.1", "::1")
+
+
+def routable_address() -> str:
+    """This machine's own address on a network interface (what another machine would connect to)."""
+    import ray  # noqa: F401
+    import psutil
+
+    for addrs in psutil.net_if_addrs().values():
+        for a in addrs:
+            if a.family == socket.AF_INET and not a.address.startswith("127."):
+                return a.address
+    return "127.0.0.1"
+
+
+def http_status(url: str, token: str | None = None) -> int:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=20) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def mid_trial(sweep_dir: Path, before: dict):
+    """True once an epoch file that was not in ``before`` appears while some trial still has epochs to go."""
+    def condition():
+        new = set(epoch_files(sweep_dir)) - set(before)
+        return bool(new) and len(epoch_files(sweep_dir)) < len(KEYS) * EPOCHS
+    return condition
+
+
+@pytest.fixture(scope="module")
+def stopped_twice(tmp_path_factory, digits_dataset):
+    root = tmp_path_factory.mktemp("interrupts")
+    spec = write_spec(root / "stop.yaml", digits_dataset, name="stop", epochs=EPOCHS, retries=1,
+                      studies="a: {norm: [bn, gn], batch_size: [64]}")
+    results = root / "results"
+    sweep_dir = results / "stop"
+    story = {"root": root, "sweep_dir": sweep_dir, "spec": spec}
+
+    # (1) the dashboard opened to the network on purpose; Ctrl-C once the first epoch is in
+    first = Launch(spec, results, "--dashboard", "--dashboard-host", "0.0.0.0", cwd=root)
+    try:
+        first.wait_for(mid_trial(sweep_dir, {}), "a first epoch")
+        story["sockets"] = listening_sockets(first.sid)
+        port = int(re.search(r"Ray dashboard: http://[^:]+:(\d+)", first.stdout)[1])
+        url = f"http://{routable_address()}:{port}/api/version"
+        token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+        story.update(dashboard_port=port, without_token=http_status(url), with_token=http_status(url, token))
+        claim = sweep_dir / "launch.json"
+        story["claim"] = json.loads(claim.read_text()) if claim.exists() else {}
+        files, plan = epoch_files(sweep_dir), (sweep_dir / "sweep.json").stat().st_mtime_ns
+        story["second"] = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=root)
+        story["second_changed"] = [what for what, same in [
+            ("epoch files", {n: t for n, t in epoch_files(sweep_dir).items() if n in files} == files),
+            ("sweep.json", (sweep_dir / "sweep.json").stat().st_mtime_ns == plan),
+            ("claim", (json.loads(claim.read_text()) if claim.exists() else {}).get("id") == story["claim"].get("id"))]
+            if not same]
+        story["running_at_sigint"] = {k for k, s in statuses(sweep_dir).items() if s == "running"}
+        os.killpg(first.sid, signal.SIGINT)
+        story["rc1"] = first.wait(120)
+    finally:
+        first.kill()
+    story.update(first=first, statuses1=statuses(sweep_dir), files1=epoch_files(sweep_dir),
+                 claim_left1=(sweep_dir / "launch.json").exists())
+
+    # (2) the relaunch resumes; SIGTERM to the driver once it recorded a new epoch
+    second = Launch(spec, results, cwd=root)
+    try:
+        second.wait_for(mid_trial(sweep_dir, story["files1"]), "an epoch after the relaunch")
+        story["running_at_sigterm"] = {k for k, s in statuses(sweep_dir).items() if s == "running"}
+        os.kill(second.proc.pid, signal.SIGTERM)
+        story["rc2"] = second.wait(120)
+    finally:
+        second.kill()
+    story.update(sigterm=second, statuses2=statuses(sweep_dir), files2=epoch_files(sweep_dir))
+
+    # (3) and once more, to the end
+    third = Launch(spec, results, cwd=root)
+    story.update(rc3=third.wait(), third=third)
+    return story
+
+
+@pytest.mark.slow
+def test_every_listening_socket_is_on_loopback_or_behind_the_token(stopped_twice):
+    sockets = stopped_twice["sockets"]
+    assert len(sockets) >= 6, sockets  # gcs, raylet, agents, workers, driver: Ray was running
+    open_ = [s for s in sockets if not loopback(s[0])]
+    assert [(a, p) for a, p, _ in open_] == [("0.0.0.0", stopped_twice["dashboard_port"])], sockets
+    assert stopped_twice["without_token"] in (401, 403) and stopped_twice["with_token"] == 200
+
+
+@pytest.mark.slow
+def test_second_launch_of_a_running_sweep_is_refused_and_changes_nothing(stopped_twice):
+    second, claim = stopped_twice["second"], stopped_twice["claim"]
+    assert second.returncode == 2, second.stdout + second.stderr
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and "already being launched" in lines[0], second.stderr
+    pid = stopped_twice["first"].proc.pid
+    assert f"host {socket.gethostname()}, pid {pid}, since {claim['since']}" in lines[0]
+    assert claim.get("pid") == pid and "running" not in second.stdout
+    assert stopped_twice["second_changed"] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("which", ["SIGINT", "SIGTERM"])
+def test_signal_stops_the_launch_cleanly(stopped_twice, which):
+    launch, rc, running, after = ((stopped_twice["first"], stopped_twice["rc1"], stopped_twice["running_at_sigint"],
+                                   stopped_twice["statuses1"]) if which == "SIGINT" else
+                                  (stopped_twice["sigterm"], stopped_twice["rc2"],
+                                   stopped_twice["running_at_sigterm"], stopped_twice["statuses2"]))
+    assert rc == 128 + getattr(signal, which), launch.tail()
+    assert not STACK_DUMP.search(launch.stdout + launch.stderr), launch.tail()
+    assert f"gnsweep launch {stopped_twice['spec']}" in launch.stdout and "resume" in launch.stdout
+    assert launch.left_behind == [], "Ray processes outlived the interrupted launch"
+    assert running and all(after[k] == "interrupted" for k in running), after
+    assert "running" not in after.values(), after
+
+
+@pytest.mark.slow
+def test_interrupted_launch_leaves_no_claim(stopped_twice):
+    assert not stopped_twice["claim_left1"]
+    assert not (stopped_twice["sweep_dir"] / "launch.json").exists()
+
+
+@pytest.mark.slow
+def test_relaunch_resumes_the_interrupted_trials(stopped_twice):
+    sweep_dir, third = stopped_twice["sweep_dir"], stopped_twice["third"]
+    assert stopped_twice["rc3"] == 0, third.tail()
+    assert statuses(sweep_dir) == {k: "completed" for k in KEYS}
+    epochs = pd.read_parquet(sweep_dir / "epochs")
+    assert_one_row_per_epoch(epochs, {k: EPOCHS for k in KEYS})
+    # epochs recorded before each signal were kept, not trained again
+    assert {n: t for n, t in epoch_files(sweep_dir).items() if n in stopped_twice["files2"]} == stopped_twice["files2"]
+    # a trial stopped after some of its epochs went on from its checkpoint in a later attempt
+    half = {k: n for k in KEYS if 0 < (n := sum(f.startswith(f"{k}-e") for f in stopped_twice["files2"])) < EPOCHS}
+    assert half, stopped_twice["files2"]
+    for key, done in half.items():
+        attempts = epochs[epochs.trial_key == key].sort_values("epoch")["attempt"].tolist()
+        assert attempts == sorted(attempts) and attempts[done] > attempts[done - 1], (key, attempts)
