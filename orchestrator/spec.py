@@ -14,7 +14,7 @@ from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, 
     ValidationError
 
 from normalization import NORM_KINDS, resolve_groups
-from trainer.config import TrainSettings
+from trainer.config import PRECISIONS, TrainSettings
 from trainer.models import MODEL_NAMES, default_groups, norm_channels
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -69,6 +69,7 @@ class TrainSpec(_Strict):
     momentum: Annotated[Real, Field(ge=0, lt=1)] = 0.9
     weight_decay: Annotated[Real, Field(ge=0)] = 1e-4
     augment: StrictBool = True
+    precision: Literal[PRECISIONS] = "float32"
 
 
 class StudySpec(_Strict):
@@ -138,8 +139,9 @@ class SweepSpec(_Strict):
 
     def fingerprint(self) -> dict:
         """What must not change under one sweep name: results of other settings would be mixed silently."""
-        return {"model": self.model, "dataset": self.dataset, "replicas": self.replicas,
-                **{f"train.{k}": v for k, v in self.train.model_dump().items()}}
+        train = {f"train.{k}": v for k, v in self.train.model_dump().items()
+                 if not (k == "precision" and v == "float32")}  # sweeps recorded before precision existed match
+        return {"model": self.model, "dataset": self.dataset, "replicas": self.replicas, **train}
 
 
 class SpecError(Exception):

@@ -25,7 +25,8 @@ def now() -> datetime:
 def config_columns(sweep: str, trial_key: str, trial: dict) -> dict:
     return {"sweep": sweep, "trial_key": trial_key, "model": trial["model"], "norm": trial["norm"],
             "batch_size": trial["batch_size"], "groups": trial.get("groups"),
-            "channels_per_group": trial.get("channels_per_group"), "seed": trial["seed"]}
+            "channels_per_group": trial.get("channels_per_group"), "seed": trial["seed"],
+            "precision": (trial.get("train") or {}).get("precision", "float32")}
 
 
 def trial_row(sweep_dir: store.Where, base: dict, *, status: str, error: str | None = None) -> dict:
@@ -92,6 +93,8 @@ class ResultsWriter(tune.Callback):
                               "started_at": None, "studies": list(self.studies.get(key, ()))}
         row = self.rows[key]
         row["studies"] = list(self.studies.get(key, row.get("studies") or ()))
+        row["precision"] = row.get("precision") or config_columns(self.sweep, key, trial.config["trial"]["config"])[
+            "precision"]
         return row
 
     def _update(self, trial, status: str, error: str | None = None) -> None:
@@ -112,7 +115,8 @@ class ResultsWriter(tune.Callback):
         row = {**{k: base[k] for k in ("sweep", "trial_key", "model", "norm", "batch_size", "groups",
                                        "channels_per_group", "seed")},
                **{k: float(result[k]) for k in EPOCH_METRICS}, "epoch": int(result["epoch"]),
-               "attempt": int(base["attempts"]) - 1, "node": result.get("node"), "recorded_at": now()}
+               "attempt": int(base["attempts"]) - 1, "node": result.get("node"), "recorded_at": now(),
+               "precision": (trial.config["trial"]["config"].get("train") or {}).get("precision", "float32")}
         self._store(store.write_epoch_row, row)
         if not math.isfinite(row["train_loss"]) or not math.isfinite(row["val_loss"]):
             self.diverged.add(base["trial_key"])

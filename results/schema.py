@@ -28,6 +28,7 @@ EPOCH_SCHEMA = pa.schema(CONFIG_FIELDS + [
     pa.field("attempt", pa.int32()),  # 0 for the first run of the trial, +1 per retry or relaunch
     pa.field("node", pa.string()),
     pa.field("recorded_at", pa.timestamp("ms", tz="UTC")),
+    pa.field("precision", pa.string()),  # float32, mixed_bfloat16 or mixed_float16 (null in sweeps before it)
 ])
 
 TRIAL_STATUSES = ("pending", "running", "completed", "failed", "diverged")
@@ -44,6 +45,7 @@ TRIAL_SCHEMA = pa.schema(CONFIG_FIELDS + [
     pa.field("started_at", pa.timestamp("ms", tz="UTC")),
     pa.field("ended_at", pa.timestamp("ms", tz="UTC")),
     pa.field("train_seconds", pa.float64()),  # sum of epoch_seconds
+    pa.field("precision", pa.string()),  # float32, mixed_bfloat16 or mixed_float16 (null in sweeps before it)
 ])
 
 FINAL_EPOCHS = 5  # the paper reports the median error of the final 5 epochs
