@@ -199,6 +199,10 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
     spec = load_spec(spec_path)
     trials = plan_trials(spec)
     echo(format_plan(spec, trials))
+    from orchestrator.packing import memory_warnings
+
+    for warning in memory_warnings(spec):
+        echo(f"warning: {spec_path}: {warning}")
     if opts.dry_run:
         return 0
     from trainer import data

@@ -100,6 +100,7 @@ class ResourcesSpec(_Strict):
     cpu: Cpu = 1.0
     gpu: Gpu = 0.0
     by_batch_size: dict[PosInt, ResourceOverride] = {}
+    gpu_memory_gib: Annotated[Real, Field(gt=0)] | None = None  # the GPU the fractions are sized for (warnings)
 
 
 class SweepSpec(_Strict):
