@@ -90,3 +90,22 @@ def test_a_retry_under_a_larger_limit_is_allowed(tmp_path):
     assert earlier_oom(tmp_path, 8000) is None
     assert earlier_oom(tmp_path / "other", 4000) is None
     assert np.isfinite(memory_limit_mb(0.5, 8000))
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/dev/nvidia0").exists(), reason="no GPU on this machine")
+def test_a_gpu_trial_gets_its_fraction_as_a_hard_limit_on_real_gpus():
+    import subprocess
+    import sys
+
+    code = ("import tensorflow as tf\n"
+            "from trainer.train import configure_tensorflow\n"
+            "from trainer.device import memory_limit_mb, visible_gpu_memory_mb\n"
+            "limit = configure_tensorflow(cpus=1, gpu=0.25)\n"
+            "gpu = tf.config.list_physical_devices('GPU')[0]\n"
+            "(conf,) = tf.config.get_logical_device_configuration(gpu)\n"
+            "tf.zeros((1024, 1024)).numpy()\n"
+            "print(limit, conf.memory_limit, memory_limit_mb(0.25, visible_gpu_memory_mb()))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    limit, configured, expected = (int(v) for v in run.stdout.split()[-3:])
+    assert limit == configured == expected > 0
