@@ -47,7 +47,7 @@ def test_a_resnet_compiles_with_xla():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model_name,norm,size", [("resnet20", "in", 16), ("resnet18", "gn", 16),
-                                                  ("resnet50", "gn", 32), ("resnet50", "bn", 32)])
+                                                  ("resnet50", "gn", 32)])  # BN is compiled above, on seed_cnn
 def test_every_model_compiles_with_xla(model_name, norm, size):
     one_xla_step(model_name, norm, size)
 
