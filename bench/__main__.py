@@ -15,6 +15,7 @@ SECTIONS = {
     "batch": ("bench.small_batch", "per-image throughput at batch 2 against batch 32"),
     "gn": ("bench.gn", "training step time of GN (and LN, IN) against BN"),
     "scheduling": ("bench.scheduling", "Ray Tune overhead of many short trials; a simulated GPU cluster"),
+    "gpu": ("bench.gpu", "the GPU check: throughput grid, packed trials, input pipeline, a packed sweep (tiny on CPU)"),
 }
 
 
@@ -45,14 +46,15 @@ def _memory() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.strip().splitlines()[0])
     parser.add_argument("sections", nargs="*", metavar="SECTION",
-                        help="; ".join(f"{k}: {v[1]}" for k, v in SECTIONS.items()) + " (default: all)")
+                        help="; ".join(f"{k}: {v[1]}" for k, v in SECTIONS.items()) + " (default: all but gpu)")
     args = parser.parse_args(argv)
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
-    chosen = args.sections or list(SECTIONS)
+    chosen = args.sections or [s for s in SECTIONS if s != "gpu"]  # the GPU check is make bench-gpu
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")  # this process must leave the GPU to bench.gpu's workers
     warnings.filterwarnings("ignore")
     started = time.perf_counter()
     from bench.harness import context

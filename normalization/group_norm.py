@@ -30,10 +30,11 @@ class GroupNorm(keras.layers.Layer):
         if len(input_shape) != 4 or channels is None or channels % self.groups:
             raise ValueError(f"groups {self.groups} does not divide the {channels} channels of input "
                              f"{tuple(input_shape)} (NHWC expected)")
+        # autocast=False: under a mixed policy gamma and beta stay float32, as the statistics do (Keras' BN does the same)
         self.gamma = self.add_weight(shape=(channels,), name="gamma", initializer=self.gamma_initializer,
-                                     regularizer=self.gamma_regularizer)
+                                     regularizer=self.gamma_regularizer, autocast=False)
         self.beta = self.add_weight(shape=(channels,), name="beta", initializer=self.beta_initializer,
-                                    regularizer=self.beta_regularizer)
+                                    regularizer=self.beta_regularizer, autocast=False)
 
     def call(self, inputs):
         x = ops.cast(inputs, "float32")
@@ -44,7 +45,7 @@ class GroupNorm(keras.layers.Layer):
         var = ops.mean(ops.reshape(ops.mean(ops.square(centered), axis=(1, 2)), (n, g, c // g)), axis=-1)
         scale = ops.repeat(ops.rsqrt(var + self.epsilon), c // g, axis=-1) * self.gamma  # (N, C)
         out = centered * scale[:, None, None, :] + self.beta
-        return ops.cast(out, inputs.dtype)
+        return ops.cast(out, self.compute_dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -24,7 +24,8 @@ def now() -> datetime:
 def config_columns(sweep: str, trial_key: str, trial: dict) -> dict:
     return {"sweep": sweep, "trial_key": trial_key, "model": trial["model"], "norm": trial["norm"],
             "batch_size": trial["batch_size"], "groups": trial.get("groups"),
-            "channels_per_group": trial.get("channels_per_group"), "seed": trial["seed"]}
+            "channels_per_group": trial.get("channels_per_group"), "seed": trial["seed"],
+            "precision": (trial.get("train") or {}).get("precision", "float32")}
 
 
 def trial_row(sweep_dir: store.Where, base: TrialRow, *, status: str, error: str | None = None) -> TrialRow:
@@ -94,7 +95,7 @@ class ResultsWriter(tune.Callback):
             return
         base = self._base(trial)
         row = EpochRow.of({k: getattr(base, k) for k in CONFIG_COLUMNS}, result, attempt=base.attempts - 1,
-                          node=result.get("node"), recorded_at=now())
+                          node=result.get("node"), recorded_at=now(), precision=base.precision)
         self._store(store.write_epoch_row, row)
         if not math.isfinite(row.train_loss) or not math.isfinite(row.val_loss):
             self.diverged.add(base.trial_key)

@@ -164,6 +164,10 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
         check_exposure(opts.dashboard, opts.dashboard_host, opts.allow_open_network, echo)
     trials = plan_trials(spec)
     echo(format_plan(spec, trials))
+    from orchestrator.packing import memory_warnings
+
+    for warning in memory_warnings(spec):
+        echo(f"warning: {spec_path}: {warning}")
     if opts.dry_run:
         return 0
     from trainer import data

@@ -13,7 +13,7 @@ from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, 
 
 from normalization import NORM_KINDS
 from orchestrator.spec_problems import SpecError, describe  # noqa: F401 - SpecError: the spec's error type
-from trainer.config import TrainSettings
+from trainer.config import PRECISIONS, TrainSettings
 from trainer.models import MODEL_NAMES, default_groups
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
@@ -68,6 +68,7 @@ class TrainSpec(_Strict):
     momentum: Annotated[Real, Field(ge=0, lt=1)] = _TRAIN.momentum
     weight_decay: Annotated[Real, Field(ge=0)] = _TRAIN.weight_decay
     augment: StrictBool = _TRAIN.augment
+    precision: Literal[PRECISIONS] = _TRAIN.precision
 
 
 class StudySpec(_Strict):
@@ -98,6 +99,7 @@ class ResourcesSpec(_Strict):
     cpu: Cpu = 1.0
     gpu: Gpu = 0.0
     by_batch_size: dict[PosInt, ResourceOverride] = {}
+    gpu_memory_gib: Annotated[Real, Field(gt=0)] | None = None  # the GPU the fractions are sized for (warnings)
 
 
 class SweepSpec(_Strict):
@@ -143,8 +145,9 @@ class SweepSpec(_Strict):
 
     def fingerprint(self) -> dict:
         """What must not change under one sweep name: results of other settings would be mixed silently."""
-        return {"model": self.model, "dataset": self.dataset, "replicas": self.replicas,
-                **{f"train.{k}": v for k, v in self.train.model_dump().items()}}
+        train = {f"train.{k}": v for k, v in self.train.model_dump().items()
+                 if not (k == "precision" and v == "float32")}  # sweeps recorded before precision existed match
+        return {"model": self.model, "dataset": self.dataset, "replicas": self.replicas, **train}
 
 
 _EXPECTED_FIELDS = {(): SweepSpec, ("train",): TrainSpec, ("studies", None): StudySpec, ("defaults",): Grouping,

@@ -24,13 +24,15 @@ def run_trial(config: dict) -> None:
 
     trial = TrialConfig.from_dict(config["trial"]["config"])
     node = ray.get_runtime_context().get_node_id()
-    cpus = max(1, int(tune.get_context().get_trial_resources().required_resources.get("CPU", 1)))
+    resources = tune.get_context().get_trial_resources().required_resources
+    cpus = max(1, int(resources.get("CPU", 1)))
+    gpu = float(resources.get("GPU", 0)) / trial.replicas  # each replica's share of its device: its memory limit
 
     def report(metrics) -> None:
         tune.report({**metrics.to_dict(), "node": node})
 
     checkpoint_dir = Location.of(config["checkpoint_root"]) / trial.key
-    train_trial(trial, config["dataset_dir"], checkpoint_dir, report, cpus=cpus)
+    train_trial(trial, config["dataset_dir"], checkpoint_dir, report, cpus=cpus, gpu=gpu)
 
 
 class NamedByTrialKey:

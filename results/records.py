@@ -38,15 +38,16 @@ class EpochRow:
     attempt: int  # 0 for the first run of the trial, +1 per retry or relaunch
     node: str | None
     recorded_at: datetime
+    precision: str | None = "float32"  # trainer.config.PRECISIONS; null in sweeps recorded before it
 
     @classmethod
     def of(cls, config: Mapping[str, Any], metrics: Mapping[str, Any], *, attempt: int, node: str | None,
-           recorded_at: datetime) -> "EpochRow":
+           recorded_at: datetime, precision: str | None = "float32") -> "EpochRow":
         """The row of one reported epoch (``metrics``: EpochMetrics' fields) of the trial ``config`` (its config
         columns)."""
         return cls(**{k: config[k] for k in CONFIG_COLUMNS}, epoch=int(metrics["epoch"]),
                    **{k: float(metrics[k]) for k in EPOCH_METRICS}, attempt=attempt, node=node,
-                   recorded_at=recorded_at)
+                   recorded_at=recorded_at, precision=precision)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -74,6 +75,7 @@ class TrialRow:
     started_at: datetime | None
     ended_at: datetime | None
     train_seconds: float  # sum of epoch_seconds
+    precision: str | None = "float32"  # trainer.config.PRECISIONS; null in sweeps recorded before it
 
     def __post_init__(self):
         object.__setattr__(self, "studies", tuple(self.studies or ()))

@@ -28,6 +28,7 @@ EPOCH_SCHEMA = pa.schema(CONFIG_FIELDS + [
     pa.field("attempt", pa.int32()),  # 0 for the first run of the trial, +1 per retry or relaunch
     pa.field("node", pa.string()),
     pa.field("recorded_at", pa.timestamp("ms", tz="UTC")),
+    pa.field("precision", pa.string()),  # float32, mixed_bfloat16 or mixed_float16 (null in sweeps before it)
 ])
 
 TRIAL_STATUSES = ("pending", "running", "completed", "failed", "diverged", "interrupted")
@@ -44,8 +45,9 @@ TRIAL_SCHEMA = pa.schema(CONFIG_FIELDS + [
     pa.field("started_at", pa.timestamp("ms", tz="UTC")),
     pa.field("ended_at", pa.timestamp("ms", tz="UTC")),
     pa.field("train_seconds", pa.float64()),  # sum of epoch_seconds
+    pa.field("precision", pa.string()),  # float32, mixed_bfloat16 or mixed_float16 (null in sweeps before it)
 ])
 
 # Columns added after the first release: files written before them lack them and read back as null there. Every
 # other column must be in every file (a file without them is not one of these tables).
-ADDED_LATER: frozenset[str] = frozenset()
+ADDED_LATER: frozenset[str] = frozenset({"precision"})

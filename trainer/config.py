@@ -19,6 +19,9 @@ def final_error(errors: Sequence[float]) -> float | None:
         return None
     return math.nan if any(math.isnan(e) for e in last) else float(statistics.median(last))
 
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+PRECISION_SUFFIX = {"float32": "", "mixed_bfloat16": "bf16", "mixed_float16": "fp16"}
+
 
 @dataclass(frozen=True)
 class TrainSettings:
@@ -31,6 +34,7 @@ class TrainSettings:
     weight_decay: float = 1e-4
     augment: bool = True
     decay_at: tuple[float, ...] = (0.3, 0.6, 0.9)
+    precision: str = "float32"  # a Keras dtype policy: float32 (the paper's), mixed_bfloat16 or mixed_float16
 
     def decay_epochs(self) -> list[int]:
         """Epochs (0-based) at whose start the learning rate is divided by 10."""
@@ -52,7 +56,8 @@ class TrialConfig:
 
     @property
     def key(self) -> str:
-        """Readable, stable identity, e.g. ``gn-b32-g32-s0`` (model and settings are fixed per sweep)."""
+        """Readable, stable identity, e.g. ``gn-b32-g32-s0`` (model and settings are fixed per sweep); mixed
+        precision adds ``-bf16`` or ``-fp16``, so float32 keys stay as they were."""
         parts = [self.norm, f"b{self.batch_size}"]
         if self.groups is not None:
             parts.append(f"g{self.groups}")
@@ -61,6 +66,8 @@ class TrialConfig:
         if self.replicas != 1:
             parts.append(f"r{self.replicas}")
         parts.append(f"s{self.seed}")
+        if PRECISION_SUFFIX[self.train.precision]:
+            parts.append(PRECISION_SUFFIX[self.train.precision])
         return "-".join(parts)
 
     @property

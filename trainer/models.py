@@ -60,6 +60,44 @@ def norm_channels(name: str) -> list[int]:
     return channels
 
 
+def conv_sites(name: str, image_size: tuple[int, int], num_classes: int = 200) -> tuple[list[tuple[int, int, int]], int]:
+    """Each convolution's output (height, width, channels) in order, and the number of parameters, without
+    building the model (for ``trainer.peak_memory``); strided convolutions use 'same' padding (ceil)."""
+    _check_name(name)
+    h, w = image_size
+
+    def down(x: int, s: int) -> int:
+        return -(-x // s)
+
+    def conv(c_in: int, c_out: int, k: int) -> int:
+        return k * k * c_in * c_out + 2 * c_out  # kernel, gamma and beta
+
+    if name == "seed_cnn":
+        h1, w1 = down(h, 2), down(w, 2)
+        h2, w2 = down(h1, 2), down(w1, 2)
+        sites = [(h1, w1, 64), (h2, w2, 256)]
+        params = conv(3, 64, 7) + conv(64, 256, 1) + 256 * 128 + 128 + 128 * num_classes + num_classes
+        return sites, params
+    arch = ARCHITECTURES[name]
+    sites, params, c_in = [(h, w, arch.stem)], conv(3, arch.stem, 3), arch.stem
+    for stage, (width, n) in enumerate(zip(arch.widths, arch.blocks)):
+        for b in range(n):
+            stride = 2 if stage > 0 and b == 0 else 1
+            c_out = width * 4 if arch.bottleneck else width
+            ho, wo = down(h, stride), down(w, stride)
+            if arch.bottleneck:
+                sites += [(h, w, width), (ho, wo, width), (ho, wo, c_out)]
+                params += conv(c_in, width, 1) + conv(width, width, 3) + conv(width, c_out, 1)
+            else:
+                sites += [(ho, wo, width), (ho, wo, width)]
+                params += conv(c_in, width, 3) + conv(width, width, 3)
+            if stride != 1 or c_in != c_out:
+                sites.append((ho, wo, c_out))
+                params += conv(c_in, c_out, 1)
+            h, w, c_in = ho, wo, c_out
+    return sites, params + c_in * num_classes + num_classes
+
+
 def build_model(name: str, *, norm: str, num_classes: int, input_shape=(64, 64, 3), groups: int | None = None,
                 channels_per_group: int | None = None, weight_decay: float = 0.0):
     """A fresh, uncompiled ``keras.Model``. ``weight_decay`` is the paper's L2 (wd/2 * ||w||^2) on conv and dense

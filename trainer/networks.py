@@ -35,8 +35,9 @@ def _norm(x, opts: NetOptions, name: str, zero_init: bool = False):
 
 
 def _classifier(x, num_classes: int, opts: NetOptions):
+    # float32 logits under a mixed policy: the softmax cross-entropy is computed at full precision
     return layers.Dense(num_classes, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-                        kernel_regularizer=_reg(opts), name="fc")(x)
+                        kernel_regularizer=_reg(opts), dtype="float32", name="fc")(x)
 
 
 def seed_cnn(opts: NetOptions, num_classes: int, input_shape) -> keras.Model:

@@ -19,17 +19,20 @@ from trainer.models import build_model
 Report = Callable[[EpochMetrics], None]
 
 
-def configure_tensorflow(cpus: int | None = None, replicas: int = 1) -> None:
-    """Cap TensorFlow's thread pools to the trial's CPU share and let GPUs grow their memory (so fractional-GPU
-    trials can share a device). Without GPUs, ``replicas`` > 1 splits the CPU into that many logical devices so
-    ``_strategy`` can mirror over them. Must run before TensorFlow executes its first op; later calls are no-ops."""
+def configure_tensorflow(cpus: int | None = None, replicas: int = 1, gpu: float | None = None) -> int | None:
+    """Cap TensorFlow's thread pools to the trial's CPU share and give each GPU the trial's hard memory limit, its
+    ``gpu`` fraction of the device (``trainer.device.configure_gpus``; None: memory growth, as a library call). Without
+    GPUs, ``replicas`` > 1 splits the CPU into that many logical devices so ``_strategy`` can mirror over them.
+    Returns the memory limit in MB, or None. Must run before TensorFlow executes its first op; later calls are
+    no-ops."""
     import tensorflow as tf
 
+    from trainer.device import configure_gpus
+
+    limit = None
     try:
-        gpus = tf.config.list_physical_devices("GPU")
-        for gpu in gpus:
-            tf.config.experimental.set_memory_growth(gpu, True)
-        if replicas > 1 and not gpus:
+        limit = configure_gpus(gpu)
+        if replicas > 1 and not tf.config.list_physical_devices("GPU"):
             cpu = tf.config.list_physical_devices("CPU")[0]
             tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
         if cpus:
@@ -37,6 +40,7 @@ def configure_tensorflow(cpus: int | None = None, replicas: int = 1) -> None:
             tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, int(cpus))))
     except RuntimeError:
         pass
+    return limit
 
 
 def lr_at(trial: TrialConfig, epoch: int) -> float:
@@ -80,14 +84,17 @@ def use_xla(model: str, batch_size: int, replicas: int = 1) -> bool:
 
 
 def compile_model(model, trial: TrialConfig, steps_per_epoch: int, optimizer=None) -> None:
-    """SGD with momentum (Nesterov, as the authors' reproduction code), cross-entropy, top-1 and top-5 accuracy.
-    A resumed model passes its restored ``optimizer`` so the momentum and step count carry on."""
+    """SGD with momentum (Nesterov, as the authors' reproduction code), cross-entropy, top-1 and top-5 accuracy;
+    loss scaling under mixed_float16. A resumed model passes its restored ``optimizer`` so the momentum, the loss
+    scale and the step count carry on."""
     import keras
+
+    from trainer.precision import scaled_optimizer
 
     optimizer = optimizer or keras.optimizers.SGD(lr_schedule(trial, steps_per_epoch), momentum=trial.train.momentum,
                                                   nesterov=True)
     model.compile(
-        optimizer=optimizer,
+        optimizer=scaled_optimizer(optimizer, trial.train.precision), auto_scale_loss=False,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalCrossentropy(from_logits=True, name="ce"),
                  keras.metrics.SparseCategoricalAccuracy(name="acc"),
@@ -111,21 +118,45 @@ def _strategy(replicas: int):
 
 
 def train_trial(trial: TrialConfig, dataset_dir: str | Path, checkpoint_dir: str | Path,
-                report: Report | None = None, *, cpus: int | None = None, shard_index: int = 0,
-                num_shards: int = 1) -> TrialOutcome:
+                report: Report | None = None, *, cpus: int | None = None, gpu: float | None = None,
+                shard_index: int = 0, num_shards: int = 1) -> TrialOutcome:
     """Train ``trial`` to completion (or divergence), resuming from ``checkpoint_dir`` (a local directory or a
     ``trainer.storage`` URI) if it holds a checkpoint.
 
     Each trial builds a fresh model; ``trial.batch_size`` is the per-replica batch BN normalizes over; the number of
-    epochs is the same for every batch size.
+    epochs is the same for every batch size. ``gpu`` is the trial's fraction of each of its GPUs (as Ray gave it):
+    the process gets that share of the device's memory as a hard limit (None, a library call: memory grows). A
+    trial that runs out of it raises ``DeviceMemoryError``, one line naming the trial, its limit and its estimated
+    need, recorded beside the checkpoints so that a retry under the same limit fails at once instead of training
+    into the same wall.
     """
-    configure_tensorflow(cpus, trial.replicas)
-    import keras
-
+    from trainer.device import DeviceMemoryError, earlier_oom, is_out_of_memory, oom_message, record_oom
+    from trainer.peak_memory import estimated_peak_bytes
     from trainer.pipeline import InputPipeline
 
-    report = report or (lambda m: None)
+    limit = configure_tensorflow(cpus, trial.replicas, gpu)
+    if (earlier := earlier_oom(checkpoint_dir, limit)) is not None:
+        raise DeviceMemoryError(f"{earlier} (not retried under the same limit)")
     pipeline = InputPipeline(Path(dataset_dir), cpus=cpus, shard_index=shard_index, num_shards=num_shards)
+    try:
+        return _train(trial, pipeline, checkpoint_dir, report or (lambda m: None))
+    except Exception as e:  # noqa: BLE001 - only running out of device memory is translated; the rest re-raised
+        if not is_out_of_memory(e):
+            raise
+        info = pipeline.info
+        need = estimated_peak_bytes(trial.model, trial.batch_size, tuple(info.image_size), trial.train.precision,
+                                    info.num_classes)
+        message = oom_message(trial.key, limit, need)
+        record_oom(checkpoint_dir, limit, message)
+        raise DeviceMemoryError(message) from None
+
+
+def _train(trial: TrialConfig, pipeline, checkpoint_dir, report: Report) -> TrialOutcome:
+    import keras
+
+    from trainer.precision import dtype_policy
+    from trainer.xla import fit_falling_back
+
     global_batch = trial.batch_size * trial.replicas
     steps = pipeline.steps_per_epoch(global_batch)
     if steps < 1:
@@ -136,9 +167,11 @@ def train_trial(trial: TrialConfig, dataset_dir: str | Path, checkpoint_dir: str
         if ckpt is None:
             keras.utils.set_random_seed(trial.seed)
             info = pipeline.info
-            model = build_model(trial.model, norm=trial.norm, num_classes=info.num_classes,
-                                input_shape=(*info.image_size, 3), groups=trial.groups,
-                                channels_per_group=trial.channels_per_group, weight_decay=trial.train.weight_decay)
+            with dtype_policy(trial.train.precision):
+                model = build_model(trial.model, norm=trial.norm, num_classes=info.num_classes,
+                                    input_shape=(*info.image_size, 3), groups=trial.groups,
+                                    channels_per_group=trial.channels_per_group,
+                                    weight_decay=trial.train.weight_decay)
             compile_model(model, trial, steps)
             start, history = 0, []
         else:
@@ -152,8 +185,9 @@ def train_trial(trial: TrialConfig, dataset_dir: str | Path, checkpoint_dir: str
         lr = lr_at(trial, epoch)
         train_ds = pipeline.train(global_batch, seed=trial.seed, epoch=epoch, augment=trial.train.augment)
         t0 = time.perf_counter()
-        logs = model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch, steps_per_epoch=steps, shuffle=False,
-                         verbose=0).history
+        logs = fit_falling_back(model, lambda: model.fit(train_ds, epochs=epoch + 1, initial_epoch=epoch,
+                                                         steps_per_epoch=steps, shuffle=False, verbose=0),
+                                trial.key).history
         seconds = time.perf_counter() - t0
         val = model.evaluate(val_ds, verbose=0, return_dict=True)
         metrics = EpochMetrics(

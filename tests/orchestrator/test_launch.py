@@ -92,6 +92,7 @@ def test_sweep_end_to_end(small_sweep):
     assert list(trials.columns) == TRIAL_SCHEMA.names
     assert sorted(trials["trial_key"]) == ["bn-b128-s0", "bn-b64-s0", "gn-b64-g8-s0"]
     assert set(trials["status"]) == {"completed"} and (trials["epochs"] == EPOCHS).all()
+    assert set(epochs["precision"]) == set(trials["precision"]) == {"float32"}
     shared = trials.set_index("trial_key").loc["bn-b64-s0"]
     assert sorted(shared["studies"]) == ["norms", "small"]
     record = json.loads((root / "results" / "small" / "sweep.json").read_text())

@@ -219,7 +219,7 @@ def test_parse_spec_names_its_source():
 def test_unknown_field_lists_the_known_ones():
     lines = problems({**MINIMAL, "train": {"epoch": 3}})
     assert lines == ["<spec>: train.epoch: unknown field; expected one of epochs, base_lr, base_batch, momentum, "
-                     "weight_decay, augment"]
+                     "weight_decay, augment, precision"]
 
 
 def test_max_trials_counts_distinct_trials(tmp_path):

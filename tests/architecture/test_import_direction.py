@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("normalization", "trainer", "results", "orchestrator", "bench")
 FORBIDDEN = {"normalization": {"ray"}, "trainer": {"ray"}, "results": {"ray", "tensorflow", "keras"}}
 
