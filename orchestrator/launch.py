@@ -29,6 +29,9 @@ class LaunchOptions:
     dashboard_host: str = "127.0.0.1"
     data_dir: Path = Path("data")
     verbose: bool = False
+    gpus: int | None = None  # dry run: estimate the wall time on this many GPUs ("what if")
+    cpus: int | None = None  # dry run: ... on this many CPUs
+    device: str | None = None  # estimate for this device (A100, H100, H200, T4, A10G, CPU or a calibrated name)
 
 
 def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial]) -> None:
@@ -196,11 +199,17 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
     for bad input before anything starts."""
     from orchestrator.spec import load_spec
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, check_dataset=not opts.dry_run)
     trials = plan_trials(spec)
-    echo(format_plan(spec, trials))
     if opts.dry_run:
+        from orchestrator.costs import dry_run_lines
+
+        for line in dry_run_lines(spec, trials, results=opts.results, data_dir=opts.data_dir, address=opts.address,
+                                  gpus=opts.gpus, cpus=opts.cpus, device=opts.device,
+                                  max_concurrent=opts.max_concurrent):
+            echo(line)
         return 0
+    echo(format_plan(spec, trials))
     from trainer import data
 
     try:
@@ -210,23 +219,28 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
     dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve()).resolve()
     data.verify(dataset_dir, data.load_info(dataset_dir))
     check_fingerprint(sweep_dir, spec, trials)
-    pending, prior = pending_trials(sweep_dir, trials)
-    keys = [t.key for t in trials]
+    runs = [t for t in trials if t.runs]  # the others share one of these runs (orchestrator.dedup)
+    pending, prior = pending_trials(sweep_dir, runs)
     if not pending:
-        echo(f"all {len(trials)} trials are finished; nothing to run")
+        echo(f"all {len(runs)} trials are finished; nothing to run")
     else:
-        echo(f"running {len(pending)} of {len(trials)} trials ({len(trials) - len(pending)} already finished)")
+        echo(f"running {len(pending)} of {len(runs)} trials ({len(runs) - len(pending)} already finished)")
         start_ray(opts, echo)
         problems = cluster_problems(spec)
         if problems:
             raise LaunchError("\n".join(problems))
         check_shared_storage(sweep_dir, dataset_dir, echo)
+        from orchestrator.costs import order_and_record
+
+        pending, line = order_and_record(sweep_dir, spec, trials, pending, dataset_dir, results=opts.results,
+                                         device=opts.device)
+        echo(line)
         from orchestrator.progress import ProgressPrinter
         from orchestrator.tuning import run_trials
         from results.callback import ResultsWriter
 
         writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior)
-        progress = ProgressPrinter(len(trials), spec.train.epochs, done_before=len(trials) - len(pending), echo=echo)
+        progress = ProgressPrinter(len(runs), spec.train.epochs, done_before=len(runs) - len(pending), echo=echo)
         try:
             run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir, callbacks=[writer, progress],
                        max_concurrent=opts.max_concurrent)
@@ -236,8 +250,11 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
             # Tune stops the sweep when a results file cannot be written; what was written before stays readable
             raise LaunchError(f"{writer.failure}; the results written before it are intact: make room (or make it "
                               f"writable) and launch again to go on") from None
-    table, failed = summary(sweep_dir, keys)
+    table, failed = summary(sweep_dir, [t.key for t in runs])
     echo(table)
+    for t in trials:
+        if t.same_as:
+            echo(f"{t.key} shares the run of {t.same_as} (the same computation)")
     echo(f"results: {sweep_dir} (pd.read_parquet('{sweep_dir / 'epochs'}'))")
     if failed:
         echo(f"{len(failed)} trial(s) failed: {', '.join(failed)}")

@@ -324,10 +324,11 @@ def _semantic_problems(spec: SweepSpec) -> list[tuple[str, str]]:
     return problems
 
 
-def parse_spec(data: Any, source: str = "<spec>") -> SweepSpec:
+def parse_spec(data: Any, source: str = "<spec>", *, check_dataset: bool = True) -> SweepSpec:
     """Validate a loaded spec (a mapping); raises SpecError with one ``source: field: message`` line per problem.
 
-    Relative ``dataset`` paths are checked against the current working directory.
+    Relative ``dataset`` paths are checked against the current working directory (unless ``check_dataset`` is
+    false: a dry run estimates a sweep before its data exists).
     """
     if not isinstance(data, dict):
         got = "an empty file" if data is None else _describe(data)
@@ -338,11 +339,11 @@ def parse_spec(data: Any, source: str = "<spec>") -> SweepSpec:
     except ValidationError as e:
         problems = [(_field(err["loc"]), _message(err)) for err in e.errors(include_url=False)]
         dataset = data.get("dataset")
-        if isinstance(dataset, str) and dataset and not any(f == "dataset" for f, _ in problems):
+        if check_dataset and isinstance(dataset, str) and dataset and not any(f == "dataset" for f, _ in problems):
             if problem := _dataset_problem(dataset):
                 problems.append(("dataset", problem))
         raise SpecError(_lines(source, problems)) from None
-    problems = _semantic_problems(spec)
+    problems = [p for p in _semantic_problems(spec) if check_dataset or p[0] != "dataset"]
     if problems:
         raise SpecError(_lines(source, problems))
     return spec
@@ -388,7 +389,7 @@ def _yaml_problem(e: yaml.YAMLError) -> str:
     return f"{where}not valid YAML ({problem})"
 
 
-def load_spec(path: str | Path) -> SweepSpec:
+def load_spec(path: str | Path, *, check_dataset: bool = True) -> SweepSpec:
     """Read and validate a YAML spec (safe loader: no tag builds an object). Raises SpecError, lines ``path: ...``.
 
     Relative ``dataset`` paths in the spec resolve against the current working directory, not the spec's folder.
@@ -415,7 +416,7 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise SpecError(_lines(source, [("(top level)", "the YAML is nested too deeply")])) from None
     except ValueError as e:  # e.g. an integer past Python's digit limit
         raise SpecError(_lines(source, [("(top level)", f"not valid YAML ({e})")])) from None
-    return parse_spec(data, source)
+    return parse_spec(data, source, check_dataset=check_dataset)
 
 
 def spec_problems_for_cluster(spec: SweepSpec, nodes: list[dict]) -> list[str]:

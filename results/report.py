@@ -15,6 +15,7 @@ from results.analysis import Study
 from results.paper import references_for
 from results.plots import draw_figures
 from results.schema import FINAL_EPOCHS
+from results.shared_runs import expand_shared, report_lines
 from trainer.storage import Location
 
 REPORT_DIR = "report"
@@ -32,7 +33,7 @@ def _read_sweep(sweep_dir: Location) -> tuple[pd.DataFrame, pd.DataFrame]:
     epochs = store.read_epochs(sweep_dir)
     if epochs.empty:
         raise ReportError(f"no epochs recorded yet in {sweep_dir / store.EPOCHS}")
-    return epochs, store.read_trials(sweep_dir)
+    return expand_shared(sweep_dir, epochs, store.read_trials(sweep_dir))
 
 
 STUDY_TITLES = {
@@ -124,7 +125,7 @@ def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFram
     studies = analysis.find_studies(results)
     claims = analysis.claims(results, studies)
     figures = draw_figures(epochs, results, studies, report_dir)
-    lines = _header(sweep_dir, epochs, results)
+    lines = _header(sweep_dir, epochs, results) + report_lines(trials)
     lines += ["## Findings", "", "Each paper claim this sweep has data for; the sentences with the measured figures "
               "are in the study sections below.", ""]
     lines += [f"- Study `{c.study}`, {TOPICS.get(c.topic, c.topic)}: {_verdict(c)}" for c in claims] or [
