@@ -136,8 +136,7 @@ def measure(config, pipeline, shape: DataShape, steps: int, cpus: float, gpu: bo
         tf.config.experimental.reset_memory_stats("GPU:0")
     global_batch = config.batch_size * config.replicas
     spe = steps_per_execution(config.batch_size, config.replicas)
-    timed = max(steps, 3 * spe)
-    timed = -(-timed // spe) * spe
+    timed = -(-max(steps, 2 * spe) // spe) * spe + spe  # the first call's steps are not counted
     per_epoch = pipeline.steps_per_epoch(global_batch)
     if per_epoch < timed:
         raise ValueError(f"{pipeline.dataset_dir}: {pipeline.train_examples()} training images give {per_epoch} "

@@ -22,7 +22,8 @@ def status_lines(sweep_dir: store.Where) -> list[str]:
     if not plan.exists():
         raise StatusError(f"{sweep_dir}: no sweep here (no sweep.json); check the name and --results")
     keys = json.loads(plan.read_text()).get("trials", [])
-    epochs, trials = expand_shared(sweep_dir, store.read_epochs(sweep_dir), store.read_trials(sweep_dir))
+    epochs, trials = expand_shared(sweep_dir, store.read_epochs(sweep_dir), store.read_trials(sweep_dir),
+                                   pending_rows=True)
     left, left_line = status_remaining(sweep_dir, epochs, trials)
     trials = trials.set_index("trial_key")
     latest = epochs.groupby("trial_key")["val_err"].last() if len(epochs) else {}

@@ -44,15 +44,22 @@ def _copy(rows: pd.DataFrame, key: str, entry: dict) -> pd.DataFrame:
     return out
 
 
-def expand_shared(sweep_dir, epochs: pd.DataFrame, trials: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def expand_shared(sweep_dir, epochs: pd.DataFrame, trials: pd.DataFrame, *,
+                  pending_rows: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The epochs and trials tables with each shared trial's rows added (copies of its run's rows under its own
-    key and configuration); the added rows have ``same_as`` set, the others null."""
+    key and configuration); the added rows have ``same_as`` set, the others null. ``pending_rows`` adds a
+    ``pending`` trials row for a shared trial whose run has none yet (for status, which lists every trial)."""
     shared = aliases(read_plan(sweep_dir))
     epochs, trials = epochs.assign(same_as=None, same_why=None), trials.assign(same_as=None, same_why=None)
     if not shared:
         return epochs, trials
     extra_e = [_copy(epochs[epochs["trial_key"] == e["same_as"]], k, e) for k, e in shared.items()]
     extra_t = [_copy(trials[trials["trial_key"] == e["same_as"]], k, e) for k, e in shared.items()]
+    if pending_rows:
+        extra_t += [pd.DataFrame([{**{c: e["config"].get(c) for c in ALIAS_COLUMNS}, "trial_key": k,
+                                   "status": "pending", "epochs": 0, "same_as": e["same_as"],
+                                   "same_why": e.get("why")}])
+                    for (k, e), x in zip(shared.items(), extra_t) if not len(x)]
     epochs = pd.concat([epochs, *[x for x in extra_e if len(x)]], ignore_index=True)
     trials = pd.concat([trials, *[x for x in extra_t if len(x)]], ignore_index=True)
     return epochs, trials
