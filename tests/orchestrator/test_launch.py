@@ -104,7 +104,8 @@ def test_status_lists_every_trial(small_sweep):
     run = gnsweep("status", "small", "--results", root / "results", cwd=root)
     assert run.returncode == 0, run.stderr
     lines = run.stdout.strip().splitlines()
-    assert len(lines) == 4 and all("completed" in line for line in lines[1:])
+    assert len(lines) == 5 and all("completed" in line for line in lines[1:4])
+    assert lines[4].startswith("remaining: 0 s of trial time")
 
 
 @pytest.mark.slow
