@@ -80,6 +80,8 @@ def calibrate(
                                  steps=steps, echo=typer.echo)
     except (SpecError, DataError, StorageError, ValueError) as e:
         fail(str(e).replace("\n", "\ngnsweep: "))
+    except OSError as e:
+        fail(f"--results: cannot write the calibration table: {e.strerror or e}")
     typer.echo(f"calibration: {where} (pd.read_parquet)")
 
 
