@@ -8,6 +8,7 @@ cluster's GPU slots stay.
 (b) A simulated cluster (``ray.cluster_utils.Cluster``: a head with no CPUs, workers with fake GPUs) running many
     short fractional-GPU trials through the same ``run_trials``: trials started per second and the time-averaged
     fraction of GPU slots busy.
+(c), (d) in ``bench.cost``: longest first against grid order on a simulated cluster; estimate against measurement.
 """
 from __future__ import annotations
 
@@ -216,4 +217,6 @@ def _cluster(ctx: Context) -> Table:
 
 
 def run(ctx: Context) -> list[Table]:
-    return [_local(ctx), _cluster(ctx)]
+    from bench import cost
+
+    return [_local(ctx), _cluster(ctx), *cost.run(ctx)]

@@ -45,8 +45,12 @@ def launch(
     allow_open_network: bool = typer.Option(False, "--allow-open-network",
                                             help="Let a local launch's dashboard listen beyond loopback with "
                                                  "RAY_AUTH_MODE=disabled (anyone who reaches it can run code here)."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", min=1, help="Dry run: the wall time on this many GPUs."),
+    cpus: Optional[int] = typer.Option(None, "--cpus", min=1, help="Dry run: the wall time on this many CPUs."),
+    device: Optional[str] = typer.Option(None, "--device", help="Estimate for this device: A100, H100, H200, T4, "
+                                         "A10G, CPU, or a device name gnsweep calibrate measured."),
 ) -> None:
-    """Validate a sweep spec, print the plan, and run the trials not completed yet."""
+    """Validate a sweep spec, print the plan, and run the trials not completed yet (longest first)."""
     from orchestrator.claim import ClaimError
     from orchestrator.launch import LaunchError, LaunchOptions
     from orchestrator.launch import launch as run_launch
@@ -57,12 +61,36 @@ def launch(
 
     opts = LaunchOptions(results=results, address=address, dry_run=dry_run, max_concurrent=max_concurrent,
                          dashboard=dashboard, dashboard_host=dashboard_host, data_dir=data_dir, verbose=verbose,
-                         allow_open_network=allow_open_network)
+                         allow_open_network=allow_open_network, gpus=gpus, cpus=cpus, device=device)
     try:
         code = run_launch(spec, opts, echo=typer.echo)
     except (SpecError, LaunchError, DataError, DamagedResults, NetworkError, ClaimError) as e:
         fail(str(e).replace("\n", "\ngnsweep: "))
     raise typer.Exit(code)
+
+
+@app.command()
+def calibrate(
+    spec: Path = typer.Argument(..., help="Sweep spec (YAML) whose trial shapes to time."),
+    results: str = typer.Option("results", "--results", help=RESULTS_HELP),
+    data_dir: Path = typer.Option(Path("data"), "--data-dir", help="Where prepared datasets are cached."),
+    steps: int = typer.Option(40, "--steps", min=5, help="Training steps timed per shape (after a warm-up)."),
+) -> None:
+    """Time each distinct trial shape of SPEC on this machine's device; estimates use the figures from then on."""
+    from orchestrator.calibrate import calibrate as run_calibrate
+    from orchestrator.spec import SpecError
+    from orchestrator.spec_file import load_spec
+    from trainer.data import DataError
+    from trainer.storage import StorageError
+
+    try:
+        where, _ = run_calibrate(load_spec(spec, check_dataset=False), results=results, data_dir=data_dir,
+                                 steps=steps, echo=typer.echo)
+    except (SpecError, DataError, StorageError, ValueError) as e:
+        fail(str(e).replace("\n", "\ngnsweep: "))
+    except OSError as e:
+        fail(f"--results: cannot write the calibration table: {e.strerror or e}")
+    typer.echo(f"calibration: {where} (pd.read_parquet)")
 
 
 @app.command()

@@ -29,6 +29,9 @@ class LaunchOptions:
     data_dir: Path = Path("data")
     verbose: bool = False
     allow_open_network: bool = False  # a local launch may listen beyond loopback without Ray's token
+    gpus: int | None = None  # dry run: estimate the wall time on this many GPUs ("what if")
+    cpus: int | None = None  # dry run: ... on this many CPUs
+    device: str | None = None  # estimate for this device (A100, H100, H200, T4, A10G, CPU or a calibrated name)
 
 
 def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial]) -> None:
@@ -90,7 +93,9 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
         echo(f"Ray dashboard: http://{ctx.dashboard_url}")
 
 
-def _run_on_ray(spec, trials, pending, prior, sweep_dir, dataset_dir, opts: LaunchOptions, echo, catcher) -> None:
+def _run_on_ray(spec, trials, runs, pending, prior, sweep_dir, dataset_dir, opts: LaunchOptions, echo,
+                catcher) -> None:
+    """Check the cluster, order the pending runs longest first, and run them with the results writer."""
     problems = cluster_problems(spec)
     if problems:
         raise LaunchError("\n".join(problems))
@@ -99,11 +104,15 @@ def _run_on_ray(spec, trials, pending, prior, sweep_dir, dataset_dir, opts: Laun
     except ClusterError as e:
         raise LaunchError(str(e)) from None
     from orchestrator.callback import ResultsWriter
+    from orchestrator.costs import order_and_record
     from orchestrator.progress import ProgressPrinter
     from orchestrator.tuning import run_trials
 
+    pending, line = order_and_record(sweep_dir, spec, trials, pending, dataset_dir, results=opts.results,
+                                     device=opts.device)
+    echo(line)
     writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior)
-    progress = ProgressPrinter(len(trials), spec.train.epochs, done_before=len(trials) - len(pending), echo=echo)
+    progress = ProgressPrinter(len(runs), spec.train.epochs, done_before=len(runs) - len(pending), echo=echo)
     try:
         run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir, callbacks=[writer, progress],
                    max_concurrent=opts.max_concurrent)
@@ -159,17 +168,26 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
     from orchestrator.network import check_exposure
     from orchestrator.spec_file import load_spec
 
-    spec = load_spec(spec_path)
+    spec = load_spec(spec_path, check_dataset=not opts.dry_run)
     if not (opts.address or os.environ.get("RAY_ADDRESS")):
         check_exposure(opts.dashboard, opts.dashboard_host, opts.allow_open_network, echo)
     trials = plan_trials(spec)
-    echo(format_plan(spec, trials))
     from orchestrator.packing import memory_warnings
 
-    for warning in memory_warnings(spec):
-        echo(f"warning: {spec_path}: {warning}")
+    warnings = [f"warning: {spec_path}: {w}" for w in memory_warnings(spec)]
     if opts.dry_run:
+        from orchestrator.costs import dry_run_lines
+
+        for line in dry_run_lines(spec, trials, results=opts.results, data_dir=opts.data_dir, address=opts.address,
+                                  gpus=opts.gpus, cpus=opts.cpus, device=opts.device,
+                                  max_concurrent=opts.max_concurrent):
+            echo(line)
+        for line in warnings:
+            echo(line)
         return 0
+    echo(format_plan(spec, trials))
+    for line in warnings:
+        echo(line)
     from trainer import data
 
     try:
@@ -187,22 +205,25 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
 
 def _run(spec, trials, sweep_dir: Location, dataset_dir: Path, opts: LaunchOptions, echo, catcher) -> int:
     check_fingerprint(sweep_dir, spec, trials)
-    pending, prior = pending_trials(sweep_dir, trials)
-    keys = [t.key for t in trials]
+    runs = [t for t in trials if t.runs]  # the others share one of these runs (orchestrator.dedup)
+    pending, prior = pending_trials(sweep_dir, runs)
     if not pending:
-        echo(f"all {len(trials)} trials are finished; nothing to run")
+        echo(f"all {len(runs)} trials are finished; nothing to run")
     else:
-        echo(f"running {len(pending)} of {len(trials)} trials ({len(trials) - len(pending)} already finished)")
+        echo(f"running {len(pending)} of {len(runs)} trials ({len(runs) - len(pending)} already finished)")
         import ray
 
         try:
             start_ray(opts, echo)
             catcher.install()  # ray.init replaced the SIGTERM handler
-            _run_on_ray(spec, trials, pending, prior, sweep_dir, dataset_dir, opts, echo, catcher)
+            _run_on_ray(spec, trials, runs, pending, prior, sweep_dir, dataset_dir, opts, echo, catcher)
         finally:
             ray.shutdown()
-    table, failed = summary(sweep_dir, keys)
+    table, failed = summary(sweep_dir, [t.key for t in runs])
     echo(table)
+    for t in trials:
+        if t.same_as:
+            echo(f"{t.key} shares the run of {t.same_as} (the same computation)")
     echo(f"results: {sweep_dir} (pd.read_parquet('{sweep_dir / 'epochs'}'))")
     if failed:
         echo(f"{len(failed)} trial(s) failed: {', '.join(failed)}")

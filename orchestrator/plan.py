@@ -5,6 +5,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Iterator
 
+from orchestrator.dedup import same_as
 from results.studies import study_kind
 from trainer.config import TrialConfig
 
@@ -13,6 +14,11 @@ from trainer.config import TrialConfig
 class PlannedTrial:
     config: TrialConfig
     studies: tuple[str, ...]
+    same_as: str | None = None  # key of the trial that computes the same thing and runs in its place
+
+    @property
+    def runs(self) -> bool:
+        return self.same_as is None
 
     @property
     def key(self) -> str:
@@ -72,24 +78,32 @@ def study_kinds(spec) -> dict[str, str]:
 
 def plan_trials(spec) -> list[PlannedTrial]:
     """Every study's trials, each once: a trial's identity is its content, so the BN and GN trials that the paper's
-    studies share run once, listed with every study they belong to."""
+    studies share run once, listed with every study they belong to. A trial that computes the same as another under
+    another name (GN with G = 1 and LN, ...) is marked ``same_as`` it (``orchestrator.dedup``) and does not run."""
     found: dict[str, tuple[TrialConfig, list[str]]] = {}
     for study_name, study in spec.studies.items():
         for config in study_trials(spec, study):
             entry = found.setdefault(config.key, (config, []))
             if study_name not in entry[1]:
                 entry[1].append(study_name)
-    return [PlannedTrial(config, tuple(studies)) for config, studies in found.values()]
+    aliases = same_as([config for config, _ in found.values()])
+    return [PlannedTrial(config, tuple(studies), aliases.get(config.key)) for config, studies in found.values()]
 
 
-def format_plan(spec, trials: list[PlannedTrial]) -> str:
-    """The plan as a table: one line per trial with its studies, then the counts per study."""
-    lines = [f"sweep {spec.name}: {len(trials)} trials of {spec.model}, {spec.train.epochs} epochs each",
-             f"{'trial':<24} {'norm':<5} {'batch':>5} {'groups':>6} {'c/g':>4} {'seed':>4}  studies"]
+def format_plan(spec, trials: list[PlannedTrial], costs: dict[str, str] | None = None, cost_header: str = "") -> str:
+    """The plan as a table: one line per trial with its studies (and ``costs[key]`` when given), then the counts
+    per study."""
+    costs = costs or {}
+    shared = sum(not t.runs for t in trials)
+    runs = f" ({len(trials) - shared} runs: {shared} share another trial's run)" if shared else ""
+    lines = [f"sweep {spec.name}: {len(trials)} trials of {spec.model}, {spec.train.epochs} epochs each{runs}",
+             f"{'trial':<24} {'norm':<5} {'batch':>5} {'groups':>6} {'c/g':>4} {'seed':>4}  {cost_header}studies"]
     for t in trials:
         c = t.config
+        note = f"  = {t.same_as} (same computation)" if t.same_as else ""
         lines.append(f"{t.key:<24} {c.norm:<5} {c.batch_size:>5} {c.groups or '-':>6} "
-                     f"{c.channels_per_group or '-':>4} {c.seed:>4}  {', '.join(t.studies)}")
+                     f"{c.channels_per_group or '-':>4} {c.seed:>4}  {costs.get(t.key, '')}{', '.join(t.studies)}"
+                     f"{note}")
     lines.append("per study: " + ", ".join(
         f"{name} {sum(name in t.studies for t in trials)}" for name in spec.studies))
     return "\n".join(lines)

@@ -80,7 +80,7 @@ def read_bounded(path: Path, limit: int = MAX_SPEC_BYTES, seconds: float = SPEC_
         os.close(fd)
 
 
-def load_spec(path: str | Path) -> SweepSpec:
+def load_spec(path: str | Path, *, check_dataset: bool = True) -> SweepSpec:
     """Read and validate a YAML spec (safe loader: no tag builds an object). Raises SpecError, lines ``path: ...``.
 
     Relative ``dataset`` paths in the spec resolve against the current working directory, not the spec's folder.
@@ -106,4 +106,4 @@ def load_spec(path: str | Path) -> SweepSpec:
         raise refuse(source, "the YAML is nested too deeply") from None
     except ValueError as e:  # e.g. an integer past Python's digit limit
         raise refuse(source, f"not valid YAML ({e})") from None
-    return parse_spec(data, source)
+    return parse_spec(data, source, check_dataset=check_dataset)

@@ -61,7 +61,9 @@ def trial_resources(spec):
 
 def run_trials(spec, pending, *, sweep_dir, dataset_dir: Path, callbacks: list,
                max_concurrent: int | None = None, trainable=run_trial):
-    """Run ``pending`` planned trials on the connected Ray cluster; returns Tune's ResultGrid. ``sweep_dir`` is a
+    """Run ``pending`` planned trials on the connected Ray cluster, started in the order given (the launch puts the
+    longest first: Tune's BasicVariantGenerator expands a single grid_search list in its order and its FIFO
+    scheduler stages pending trials in that order); returns Tune's ResultGrid. ``sweep_dir`` is a
     ``trainer.storage.Location`` (or a local path); Tune keeps its own state there too. ``trainable`` is
     replaceable for scheduling benchmarks and fault tests."""
     import logging

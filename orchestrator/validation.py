@@ -88,10 +88,11 @@ def _semantic_problems(spec: SweepSpec) -> list[tuple[str, str]]:
     return problems
 
 
-def parse_spec(data: Any, source: str = "<spec>") -> SweepSpec:
+def parse_spec(data: Any, source: str = "<spec>", *, check_dataset: bool = True) -> SweepSpec:
     """Validate a loaded spec (a mapping); raises SpecError with one ``source: field: message`` line per problem.
 
-    Relative ``dataset`` paths are checked against the current working directory.
+    Relative ``dataset`` paths are checked against the current working directory (unless ``check_dataset`` is
+    false: a dry run estimates a sweep before its data exists).
     """
     if not isinstance(data, dict):
         got = "an empty file" if data is None else describe(data)
@@ -102,11 +103,11 @@ def parse_spec(data: Any, source: str = "<spec>") -> SweepSpec:
         problems = [(field_name(err["loc"]), message(err, known_fields(tuple(err["loc"][:-1]))))
                     for err in e.errors(include_url=False)]
         dataset = data.get("dataset")
-        if isinstance(dataset, str) and dataset and not any(f == "dataset" for f, _ in problems):
+        if check_dataset and isinstance(dataset, str) and dataset and not any(f == "dataset" for f, _ in problems):
             if problem := _dataset_problem(dataset):
                 problems.append(("dataset", problem))
         raise SpecError(problem_lines(source, problems)) from None
-    problems = _semantic_problems(spec)
+    problems = [p for p in _semantic_problems(spec) if check_dataset or p[0] != "dataset"]
     if problems:
         raise SpecError(problem_lines(source, problems))
     return spec

@@ -15,6 +15,7 @@ from results import analysis, store
 from results.analysis import Study
 from results.paper import references_for
 from results.plots import draw_figures
+from results.shared_runs import expand_shared, report_lines
 from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location
 
@@ -36,7 +37,8 @@ def _read_sweep(sweep_dir: Location) -> tuple[pd.DataFrame, pd.DataFrame, dict[s
     epochs = store.read_epochs(sweep_dir)
     if epochs.empty:
         raise ReportError(f"no epochs recorded yet in {sweep_dir / store.EPOCHS}")
-    return epochs, store.read_trials(sweep_dir), dict(record.studies) if record else {}
+    epochs, trials = expand_shared(sweep_dir, epochs, store.read_trials(sweep_dir))
+    return epochs, trials, dict(record.studies) if record else {}
 
 
 STUDY_TITLES = {
@@ -130,7 +132,7 @@ def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFram
     studies = analysis.find_studies(results, kinds)
     claims = analysis.claims(results, studies)
     figures = draw_figures(epochs, results, studies, report_dir)
-    lines = _header(sweep_dir, epochs, results)
+    lines = _header(sweep_dir, epochs, results) + report_lines(trials)
     lines += ["## Findings", "", "Each paper claim this sweep has data for; the sentences with the measured figures "
               "are in the study sections below.", ""]
     lines += [f"- Study `{c.study}`, {TOPICS.get(c.topic, c.topic)}: {_verdict(c)}" for c in claims] or [

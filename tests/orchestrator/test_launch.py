@@ -111,13 +111,14 @@ def test_status_lists_every_trial(small_sweep):
     lines = run.stdout.strip().splitlines()
     epochs = pd.read_parquet(root / "results" / "small" / "epochs").sort_values("epoch")
     trials = pd.read_parquet(root / "results" / "small" / "trials").set_index("trial_key")
-    rows = {line.split()[0]: line.split() for line in lines[1:]}
-    assert lines[0].split() == ["trial", "status", "epochs", "latest", "%", "final", "%", "error"]
-    assert sorted(rows) == sorted(trials.index) and len(lines) == 4
-    for key, (_, status, n, latest, final) in rows.items():
+    rows = {line.split()[0]: line.split() for line in lines[1:4]}
+    assert lines[0].split() == ["trial", "status", "epochs", "latest", "%", "final", "%", "left", "error"]
+    assert sorted(rows) == sorted(trials.index) and len(lines) == 5
+    for key, (_, status, n, latest, final, left) in rows.items():
         assert (status, int(n)) == ("completed", EPOCHS)
         assert float(latest) == pytest.approx(epochs[epochs.trial_key == key]["val_err"].iloc[-1], abs=0.005)
         assert float(final) == pytest.approx(trials.loc[key, "final_val_err"], abs=0.005)
+    assert lines[4].startswith("remaining: 0 s of trial time")
 
 
 @pytest.mark.slow

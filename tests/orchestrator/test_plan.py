@@ -46,5 +46,5 @@ def test_count_stops_past_the_limit(limit, expected):
 def test_format_plan_counts_per_study():
     spec = parse_spec(SPEC)
     text = format_plan(spec, plan_trials(spec))
-    assert text.splitlines()[0] == "sweep p: 18 trials of resnet8, 3 epochs each"
+    assert text.splitlines()[0] == "sweep p: 18 trials of resnet8, 3 epochs each (16 runs: 2 share another trial's run)"
     assert text.splitlines()[-1] == "per study: norms 8, batch 8, groups 6, cpg 2"

@@ -30,11 +30,11 @@ def test_one_line_per_planned_trial_with_its_numbers(tmp_path):
     write(tmp_path, "in-b32-s0", [70.0], status="running", final=70.0)
     store.write_sweep(tmp_path, SweepRecord("t", {}, ("bn-b32-s0", "gn-b32-g8-s0", "in-b32-s0", "ln-b32-s0")))
     assert [line.split() for line in status_lines(tmp_path)] == [
-        ["trial", "status", "epochs", "latest", "%", "final", "%", "error"],
-        ["bn-b32-s0", "completed", "6", "12.35", "20.00"],
-        ["gn-b32-g8-s0", "diverged", "2", "nan", "-", "loss", "became", "NaN", "or", "infinite"],
-        ["in-b32-s0", "running", "1", "70.00", "-"],  # a running trial's error is not final yet
-        ["ln-b32-s0", "pending", "0", "-", "-"],
+        ["trial", "status", "epochs", "latest", "%", "final", "%", "left", "error"],
+        ["bn-b32-s0", "completed", "6", "12.35", "20.00", "-"],  # no plan.json: no estimate of time left
+        ["gn-b32-g8-s0", "diverged", "2", "nan", "-", "-", "loss", "became", "NaN", "or", "infinite"],
+        ["in-b32-s0", "running", "1", "70.00", "-", "-"],  # a running trial's error is not final yet
+        ["ln-b32-s0", "pending", "0", "-", "-", "-"],
     ]
 
 

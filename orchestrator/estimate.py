@@ -1,0 +1,191 @@
+"""What each trial of a sweep will cost: seconds per epoch and in all, on a named device.
+
+Three sources, best first: the trial's own measured epochs (``measured``); a calibration of its shape (model, norm,
+batch size, replicas, precision, image size) on this device by ``gnsweep calibrate`` (``calibrated``); else a FLOP
+count of the architecture at the device's assumed throughput (``rough``). Imports neither TensorFlow nor Ray.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from orchestrator.devices import DeviceModel, assumed_model
+from trainer.models import ARCHITECTURES, SEED_CNN_CHANNELS
+
+ACTOR_START_S = 2.7  # a fresh Ray actor per trial (BENCHMARKS.md, scheduling: ~2.7 s of a slot per trial)
+IMPORT_S = 6.0  # TensorFlow and Keras import in that actor (BENCHMARKS.md)
+ROUGH_COMPILE_S = 20.0  # model build, tracing/XLA and the first pass over the data, when not calibrated
+ROUGH_EPOCH_OVERHEAD_S = 1.0  # per epoch: a fresh dataset iterator, the checkpoint, the report
+VAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class DataShape:
+    """The sizes an estimate needs, and where they came from (``source``, said in the dry run)."""
+
+    name: str
+    train: int
+    val: int
+    image_size: tuple[int, int]
+    num_classes: int
+    source: str
+
+
+TINY_IMAGENET = DataShape("tiny-imagenet-200", 100_000, 10_000, (64, 64), 200,
+                          "the known sizes of Tiny ImageNet-200")
+DIGITS = DataShape("digits", 1437, 360, (16, 16), 10, "the known sizes of the built-in digits")
+
+
+def data_shape(spec_dataset: str, data_dir: str | Path = "data") -> DataShape:
+    """The dataset's sizes from its ``dataset.json`` when it is prepared (where ``gnsweep launch`` would prepare
+    it), else the known sizes of the built-in digits or of Tiny ImageNet-200 (any other path is taken for it)."""
+    from trainer.data import INFO_FILE, DataError, load_info
+
+    if spec_dataset == "builtin:digits":
+        prepared, known = Path(data_dir) / "digits", DIGITS
+    else:
+        path = Path(spec_dataset).expanduser()
+        prepared = path if (path / INFO_FILE).is_file() or not path.exists() else \
+            Path(data_dir) / f"{path.stem if path.is_file() else path.name}-shards"
+        known = TINY_IMAGENET
+    if (prepared / INFO_FILE).is_file():
+        try:
+            info = load_info(prepared)
+            return DataShape(info.name, info.counts["train"], info.counts["val"], tuple(info.image_size),
+                             info.num_classes, f"{prepared / INFO_FILE}")
+        except DataError:
+            pass
+    missing = "" if spec_dataset == "builtin:digits" or Path(spec_dataset).expanduser().exists() else \
+        f" ({spec_dataset} is not there yet)"
+    return DataShape(known.name, known.train, known.val, known.image_size, known.num_classes,
+                     f"{known.source}: {known.train:,} train / {known.val:,} val images, "
+                     f"{known.image_size[0]}x{known.image_size[1]}, {known.num_classes} classes{missing}")
+
+
+def _conv(h: int, w: int, k: int, c_in: int, c_out: int) -> int:
+    return h * w * k * k * c_in * c_out
+
+
+def forward_macs(model: str, image_size: tuple[int, int], num_classes: int) -> tuple[int, int]:
+    """Multiply-adds of one image's forward pass through the convolutions and dense layers, and the number of
+    those layers (normalization and element-wise ops are not counted), from ``trainer.models``' description."""
+    h, w = image_size
+    half = lambda n: -(-n // 2)  # noqa: E731 - 'same' padding at stride 2
+    if model == "seed_cnn":
+        c1, c2 = SEED_CNN_CHANNELS
+        macs = _conv(half(h), half(w), 7, 3, c1) + _conv(half(half(h)), half(half(w)), 1, c1, c2)
+        return macs + c2 * 128 + 128 * num_classes, 4
+    arch = ARCHITECTURES[model]
+    macs, layers, c_in = _conv(h, w, 3, 3, arch.stem), 1, arch.stem
+    for stage, (width, n) in enumerate(zip(arch.widths, arch.blocks)):
+        for b in range(n):
+            stride = 2 if stage > 0 and b == 0 else 1
+            oh, ow = (half(h), half(w)) if stride == 2 else (h, w)
+            c_out = width * 4 if arch.bottleneck else width
+            if arch.bottleneck:
+                macs += _conv(h, w, 1, c_in, width) + _conv(oh, ow, 3, width, width) + _conv(oh, ow, 1, width, c_out)
+                layers += 3
+            else:
+                macs += _conv(oh, ow, 3, c_in, width) + _conv(oh, ow, 3, width, width)
+                layers += 2
+            if stride != 1 or c_in != c_out:
+                macs += _conv(oh, ow, 1, c_in, c_out)
+                layers += 1
+            h, w, c_in = oh, ow, c_out
+    return macs + c_in * num_classes, layers + 1
+
+
+@dataclass(frozen=True)
+class TrialEstimate:
+    """Seconds of one trial: ``startup`` once (actor, imports, build and compile), then ``epochs`` epochs of
+    ``train_seconds`` (the fit) plus ``other_seconds`` (validation, checkpoint, per-epoch set-up) each."""
+
+    key: str
+    train_seconds: float
+    other_seconds: float
+    startup_seconds: float
+    epochs: int
+    source: str  # measured | calibrated | rough
+
+    @property
+    def epoch_seconds(self) -> float:
+        return self.train_seconds + self.other_seconds
+
+    @property
+    def total_seconds(self) -> float:
+        return self.startup_seconds + self.epochs * self.epoch_seconds
+
+
+def precision_of(config) -> str:
+    return getattr(config, "precision", None) or "float32"
+
+
+def shape_key(config, shape: DataShape) -> tuple:
+    """What calibration is keyed by, besides the device."""
+    return (config.model, config.norm, int(config.batch_size), int(config.replicas), precision_of(config),
+            int(shape.image_size[0]), int(shape.image_size[1]))
+
+
+SHAPE_COLUMNS = ["model", "norm", "batch_size", "replicas", "precision", "height", "width"]
+
+
+class Estimator:
+    """Estimates trials of one sweep on one device: from ``calibration`` rows (a DataFrame as
+    ``calibrate.read_calibration`` returns; may be empty) where they cover the trial's shape, else rough."""
+
+    def __init__(self, shape: DataShape, device: str, calibration: pd.DataFrame | None = None):
+        self.shape = shape
+        self.device = device
+        self.model: DeviceModel = assumed_model(device)
+        self.rows: dict[tuple, dict] = {}
+        if calibration is not None and len(calibration):
+            for r in calibration.to_dict("records"):
+                self.rows[tuple(r[c] for c in SHAPE_COLUMNS)] = r
+
+    def throughput(self, cpus: float) -> float:
+        """Assumed effective FLOP/s of one trial's device (a CPU trial gets its share of cores)."""
+        return self.model.tflops * 1e12 * (max(1.0, cpus) if self.model.per_core else 1.0)
+
+    def estimate(self, config, cpus: float = 1.0) -> TrialEstimate:
+        row = self.rows.get(shape_key(config, self.shape))
+        steps = self.shape.train // (config.batch_size * config.replicas)
+        epochs = config.train.epochs
+        if row is not None:
+            train = steps / row["steps_per_second"]
+            other = (row["epoch_overhead_seconds"] + row["val_seconds_per_image"] * self.shape.val
+                     + row["checkpoint_seconds"])
+            startup = ACTOR_START_S + row["import_seconds"] + row["startup_seconds"]
+            return TrialEstimate(config.key, train, other, startup, epochs, "calibrated")
+        macs, layers = forward_macs(config.model, self.shape.image_size, self.shape.num_classes)
+        per_replica = self.throughput(cpus) / (config.replicas if self.model.per_core else 1)
+        step = config.batch_size * 6 * macs / per_replica + layers * self.model.step_overhead_per_layer_s
+        val = self.shape.val * 2 * macs / (per_replica * config.replicas)
+        val += math.ceil(self.shape.val / VAL_BATCH) * layers * self.model.step_overhead_per_layer_s
+        return TrialEstimate(config.key, steps * step, val + ROUGH_EPOCH_OVERHEAD_S,
+                             ACTOR_START_S + IMPORT_S + ROUGH_COMPILE_S, epochs, "rough")
+
+    def describe(self) -> str:
+        m = self.model
+        unit = " per core" if m.per_core else ""
+        if self.rows:
+            return (f"{self.device}: calibrated ({len(self.rows)} shapes measured by gnsweep calibrate); "
+                    f"other shapes rough at an assumed {m.tflops:g} TFLOP/s{unit}")
+        return (f"{self.device}: ROUGH estimate (no calibration for this device; run gnsweep calibrate on it): "
+                f"FLOP count at an assumed {m.tflops:g} TFLOP/s{unit} effective, plus "
+                f"{m.step_overhead_per_layer_s * 1e3:g} ms per layer and step")
+
+
+def fmt_seconds(s: float) -> str:
+    """A duration a person reads at a glance: 45 s, 12.5 min, 3.2 h, 4.1 d."""
+    if not math.isfinite(s):
+        return "?"
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 5400:
+        return f"{s / 60:.1f} min"
+    if s < 3 * 86400:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"

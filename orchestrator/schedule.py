@@ -1,0 +1,105 @@
+"""Longest first, and what a sweep's wall time would be on a cluster.
+
+Ray Tune starts pending trials in the order it was given them, each on the first node with room (its FIFO scheduler
+takes the first pending trial that fits). Handing it the trials longest first is the LPT rule for independent jobs
+on identical machines (Graham 1969: within 4/3 of the optimal makespan), so the wall time approaches
+max(longest trial, total work / slots). ``simulate`` replays that list scheduling with the estimated durations.
+"""
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Job:
+    key: str
+    seconds: float
+    cpu: float
+    gpu: float  # GPUs of the whole trial (per-replica share times replicas)
+
+
+def longest_first(items: list, seconds) -> list:
+    """``items`` sorted by ``seconds(item)``, longest first; ties keep their order (the sort is stable)."""
+    return sorted(items, key=lambda item: -seconds(item))
+
+
+def _fits(node: dict, job: Job) -> bool:
+    return node["CPU"] + 1e-9 >= job.cpu and node["GPU"] + 1e-9 >= job.gpu
+
+
+def simulate(jobs: list[Job], nodes: list[dict], max_concurrent: int | None = None) -> dict[str, tuple[float, float]]:
+    """Start and end time of each job when, whenever resources free up, the first jobs in ``jobs``' order that fit
+    on some node start there (first fit). Jobs that fit on no node are left out."""
+    free = [{"CPU": float(n.get("CPU", 0.0)), "GPU": float(n.get("GPU", 0.0))} for n in nodes]
+    todo = [j for j in jobs if any(_fits(n, j) for n in free)]
+    running: list[tuple[float, int, int, Job]] = []  # (end, start order, node index, job)
+    times: dict[str, tuple[float, float]] = {}
+    now = 0.0
+    while todo or running:
+        started = True
+        while started:
+            started = False
+            for i, job in enumerate(todo):
+                if max_concurrent is not None and len(running) >= max_concurrent:
+                    break
+                node = next((k for k, n in enumerate(free) if _fits(n, job)), None)
+                if node is None:
+                    continue
+                free[node]["CPU"] -= job.cpu
+                free[node]["GPU"] -= job.gpu
+                heapq.heappush(running, (now + job.seconds, len(times), node, job))
+                times[job.key] = (now, now + job.seconds)
+                del todo[i]
+                started = True
+                break
+        if not running:
+            break
+        now, _, node, job = heapq.heappop(running)
+        free[node]["CPU"] += job.cpu
+        free[node]["GPU"] += job.gpu
+    return times
+
+
+def makespan(times: dict[str, tuple[float, float]]) -> float:
+    return max((end for _, end in times.values()), default=0.0)
+
+
+def slots(jobs: list[Job], nodes: list[dict], max_concurrent: int | None = None) -> float:
+    """How many trials of the sweep's most common shape run at once on ``nodes``: the denominator of the lower
+    bound total / slots."""
+    if not jobs:
+        return 0.0
+    shapes: dict[tuple[float, float], int] = {}
+    for j in jobs:
+        shapes[(j.cpu, j.gpu)] = shapes.get((j.cpu, j.gpu), 0) + 1
+    cpu, gpu = max(shapes, key=shapes.get)
+    n = 0.0
+    for node in nodes:
+        fit = [node.get("CPU", 0.0) / cpu if cpu else float("inf"), node.get("GPU", 0.0) / gpu if gpu else
+               float("inf")]
+        n += int(min(fit) + 1e-9) if min(fit) != float("inf") else 0
+    return min(n, max_concurrent) if max_concurrent else n
+
+
+def lower_bound(jobs: list[Job], n_slots: float) -> float:
+    """No schedule finishes before its longest job, nor before the total work spread over every slot."""
+    if not jobs or not n_slots:
+        return 0.0
+    return max(max(j.seconds for j in jobs), sum(j.seconds for j in jobs) / n_slots)
+
+
+def capacity_bound(jobs: list[Job], nodes: list[dict], max_concurrent: int | None = None) -> tuple[float, str]:
+    """``lower_bound`` for jobs of mixed shapes (packed small batches hold a fraction of a GPU): no schedule ends
+    before its longest job, nor before each resource's demand (seconds x amount held) spread over the cluster's
+    total of it, nor before the total over ``max_concurrent``. Returns the bound and which term set it."""
+    terms = {"longest trial": max((j.seconds for j in jobs), default=0.0)}
+    for name, amount in (("GPU", lambda j: j.gpu), ("CPU", lambda j: j.cpu)):
+        have = sum(float(n.get(name, 0.0)) for n in nodes)
+        need = sum(j.seconds * amount(j) for j in jobs)
+        if have and need:
+            terms[f"{name}-seconds / {have:g} {name}s"] = need / have
+    if max_concurrent:
+        terms[f"total / {max_concurrent} at once"] = sum(j.seconds for j in jobs) / max_concurrent
+    which = max(terms, key=terms.get)
+    return terms[which], which

@@ -1,0 +1,54 @@
+"""``gnsweep calibrate``: a real calibration of resnet8 on the built-in digits, written as Parquet, read back with
+pandas, and used by the next dry run instead of the FLOP count."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from orchestrator.devices import local_device, slug
+
+SPEC = """name: cal
+dataset: builtin:digits
+model: resnet8
+train: {epochs: 3, base_lr: 0.1, base_batch: 32, augment: false}
+studies:
+  norms: {norm: [bn], batch_size: [32]}
+  shared: {norm: [gn], groups: [8], batch_size: [32]}
+seeds: [0, 1]
+defaults: {groups: 8}
+resources: {cpu: 1}
+"""
+
+
+def gnsweep(*args, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=400)
+
+
+@pytest.mark.slow
+def test_calibrate_writes_a_table_that_the_dry_run_uses(tmp_path):
+    (tmp_path / "cal.yaml").write_text(SPEC)
+    run = gnsweep("calibrate", "cal.yaml", "--steps", "10", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    path = tmp_path / "results" / "calibration" / f"{slug(local_device())}.parquet"
+    assert f"calibration: {path}" in run.stdout
+    table = pd.read_parquet(path)
+    # one row per distinct (model, norm, batch, replicas, precision): two seeds are one shape
+    assert sorted(table["norm"]) == ["bn", "gn"] and len(table) == 2
+    assert set(table["device"]) == {local_device()}
+    assert (table[["height", "width"]] == 16).all().all() and (table["batch_size"] == 32).all()
+    assert (table["steps_per_second"] > 1).all() and (table["steps_timed"] >= 10).all()
+    assert list(table["images_per_second"]) == pytest.approx(list(32 * table["steps_per_second"]))
+    assert (table["val_seconds_per_image"] > 0).all() and (table["startup_seconds"] > 0).all()
+    assert (table["import_seconds"] > 0).all() and (table["checkpoint_seconds"] > 0).all()
+    assert set(table["memory_kind"]) <= {"RSS peak growth", "device peak", "not measured"}
+    assert table["data"].str.startswith("real").all()
+
+    dry = gnsweep("launch", "cal.yaml", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    assert f"device: {local_device()}: calibrated (2 shapes measured by gnsweep calibrate)" in dry.stdout
+    assert "wall time on this machine" in dry.stdout and "longest first" in dry.stdout
