@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from ray import tune
 
-from results import store
+from results import store, tensorboard
 from results.schema import FINAL_EPOCHS
 from trainer.storage import Location
 
@@ -114,6 +114,7 @@ class ResultsWriter(tune.Callback):
                **{k: float(result[k]) for k in EPOCH_METRICS}, "epoch": int(result["epoch"]),
                "attempt": int(base["attempts"]) - 1, "node": result.get("node"), "recorded_at": now()}
         self._store(store.write_epoch_row, row)
+        tensorboard.write_epoch_scalars(self.sweep_dir, row)
         if not math.isfinite(row["train_loss"]) or not math.isfinite(row["val_loss"]):
             self.diverged.add(base["trial_key"])
         self._update(trial, "running")

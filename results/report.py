@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from results import analysis, store
+from results import analysis, html, store
 from results.analysis import Study
 from results.paper import references_for
 from results.plots import draw_figures
@@ -155,8 +155,8 @@ def default_report_dir(sweep_dir: Location) -> Path:
 
 
 def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path:
-    """Write ``report.md`` and its PNGs into ``report_dir`` (default ``default_report_dir``), replacing any earlier
-    report atomically; returns the path of report.md. Raises ReportError when the sweep directory is missing or
+    """Write ``report.md``, its PNGs and ``report.html`` (the same, self-contained) into ``report_dir`` (default
+    ``default_report_dir``), replacing any earlier report atomically; returns the path of report.md. Raises ReportError when the sweep directory is missing or
     holds no epochs yet."""
     sweep_dir = Location.of(sweep_dir)
     epochs, trials = _read_sweep(sweep_dir)
@@ -166,6 +166,7 @@ def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path
     text = render_report(sweep_dir, epochs, trials, report_dir)
     path = report_dir / REPORT_FILE
     Location.of(path).write_text(text)
+    html.write_html(text, epochs, trials, report_dir)
     linked = {p for p in report_dir.glob("*.png") if f"]({p.name})" in text}
     for stale in before - linked:
         stale.unlink(missing_ok=True)
