@@ -80,7 +80,7 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", help="Local directory for the report (default: the sweep's "
                                        "report/ folder; for results at a URI, ./results/NAME/report)."),
 ) -> None:
-    """Write the paper's tables and figures for a sweep to DIR/NAME/report/report.md."""
+    """Write the paper's tables and figures for a sweep to DIR/NAME/report/ (report.md, report.html)."""
     from results.report import ReportError, write_report
     from trainer.storage import StorageError, sweep_location
 
@@ -90,6 +90,10 @@ def report(
     except (ReportError, StorageError) as e:
         fail(str(e))
     typer.echo(f"report: {path}")
+    typer.echo(f"page: {path.with_name('report.html')}")
+    runs = sweep / "tensorboard"
+    if runs.is_dir():
+        typer.echo(f"tensorboard runs: {runs} (view: tensorboard --logdir {runs})")
 
 
 @data_app.command("prepare")
@@ -125,9 +129,19 @@ def data_download(
     typer.echo(f"downloaded {path}")
 
 
+@app.callback()
+def options(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's, absl's and Ray's own log "
+                                         "lines too (otherwise in ~/.cache/gnsweep/native-stderr.log).")) -> None:
+    """Group Normalization sweeps on Ray Tune."""
+
+
 def main() -> None:
     # The driver runs TensorFlow only to prepare data; its C++ start-up chatter (oneDNN, CUDA probing) is noise here.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "--verbose" not in sys.argv[1:]:
+        from orchestrator.quiet import quiet_native_output
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        quiet_native_output()
     app()
 
 
