@@ -61,11 +61,23 @@ def launch(
 def status(
     name: str = typer.Argument(..., help="Sweep name."),
     results: str = typer.Option("results", "--results", help=RESULTS_HELP),
+    watch: bool = typer.Option(False, "--watch", help="Redraw a table in place until the sweep ends: epoch, latest "
+                               "and best val error, images/s, time left per trial."),
+    interval: float = typer.Option(2.0, "--interval", min=0.05, help="Seconds between redraws (--watch)."),
 ) -> None:
     """One line per trial: status, epochs done, latest and final error."""
     from orchestrator.status import StatusError, status_lines
     from trainer.storage import StorageError, sweep_location
 
+    if watch:
+        from orchestrator.watch import WatchError
+        from orchestrator.watch import watch as watch_sweep
+
+        try:
+            watch_sweep(sweep_location(results, name), interval=interval)
+        except (WatchError, StorageError) as e:
+            fail(str(e))
+        return
     try:
         for line in status_lines(sweep_location(results, name)):
             typer.echo(line)
