@@ -222,14 +222,16 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
             raise LaunchError("\n".join(problems))
         check_shared_storage(sweep_dir, dataset_dir, echo)
         from orchestrator.progress import ProgressPrinter
+        from orchestrator.metrics import SweepGauges
         from orchestrator.tuning import run_trials
         from results.callback import ResultsWriter
 
         writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior)
         progress = ProgressPrinter(len(trials), spec.train.epochs, done_before=len(trials) - len(pending), echo=echo)
+        gauges = SweepGauges(spec.name, len(pending))
         try:
-            run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir, callbacks=[writer, progress],
-                       max_concurrent=opts.max_concurrent)
+            run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir,
+                       callbacks=[writer, progress, gauges], max_concurrent=opts.max_concurrent)
         except Exception:
             if writer.failure is None:
                 raise

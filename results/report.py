@@ -156,8 +156,8 @@ def default_report_dir(sweep_dir: Location) -> Path:
 
 def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path:
     """Write ``report.md``, its PNGs and ``report.html`` (the same, self-contained) into ``report_dir`` (default
-    ``default_report_dir``), replacing any earlier report atomically; returns the path of report.md. Raises ReportError when the sweep directory is missing or
-    holds no epochs yet."""
+    ``default_report_dir``), replacing any earlier report atomically; returns the path of report.md. Raises
+    ReportError when the sweep directory is missing or holds no epochs yet."""
     sweep_dir = Location.of(sweep_dir)
     epochs, trials = _read_sweep(sweep_dir)
     report_dir = Path(report_dir) if report_dir is not None else default_report_dir(sweep_dir)
