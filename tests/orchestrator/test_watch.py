@@ -94,3 +94,33 @@ def test_running_sweep_is_followed_until_it_ends(tmp_path):
     text = out.read_text()
     assert text.count("trials ended") == 2, "one table per change, not one per redraw"
     assert "0/1 trials ended" in text and "1/1 trials ended" in text and "0:00:02" in text
+
+
+def test_on_a_terminal_the_table_is_drawn_in_place(tmp_path):
+    """Through a pseudo-terminal: Rich's live display (cursor codes, colours), ending at once on a finished sweep."""
+    import pty
+
+    sweep = make_sweep(tmp_path, ["bn-b32-s0"], epochs=1)
+    write_epochs(sweep, "bn-b32-s0", [50])
+    write_status(sweep, "bn-b32-s0", "completed", 1)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*GNSWEEP, "status", "w", "--results", str(tmp_path / "results"), "--watch"],
+                            cwd=tmp_path, stdout=slave, stderr=slave, env={**os.environ, "TERM": "xterm-256color",
+                                                                           "COLUMNS": "120"})
+    os.close(slave)
+    chunks = []
+    try:
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the terminal closed with the process
+                break
+            if not data:
+                break
+            chunks.append(data)
+        assert proc.wait(60) == 0
+    finally:
+        proc.kill()
+        os.close(master)
+    text = b"".join(chunks).decode(errors="replace")
+    assert "\x1b[" in text and "sweep w: 1/1 trials ended" in text and "bn-b32-s0" in text
