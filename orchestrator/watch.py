@@ -2,7 +2,7 @@
 has ended; read from the results store, so it works from any machine that sees the results, beside any launch.
 
 Time left per trial is its recent epoch seconds times the epochs it has left; a trial that has not started yet uses
-the sweep's median epoch time. Without a terminal (a pipe, a log file) the table is printed again whenever it
+the sweep's median epoch time (shown with a ~). Without a terminal (a pipe, a log file) the table is printed again whenever it
 changes, without colour codes.
 """
 from __future__ import annotations
@@ -76,9 +76,8 @@ def render(views: list[TrialView], total: int, name: str):
         return "-" if v is None or v != v else f"{v:.2f}"
 
     ended = sum(v.status in ENDED for v in views)
-    left = max((v.seconds_left for v in views if v.seconds_left is not None), default=None)
-    table = Table(title=f"sweep {name}: {ended}/{len(views)} trials ended"
-                        + (f", about {_clock(left)} left for the longest" if left else ""), title_justify="left")
+    running = sum(v.status == "running" for v in views)
+    table = Table(title=f"sweep {name}: {ended}/{len(views)} trials ended, {running} running", title_justify="left")
     for header, justify in (("trial", "left"), ("status", "left"), ("epoch", "right"), ("latest val %", "right"),
                             ("best val %", "right"), ("images/s", "right"), ("time left", "right")):
         table.add_column(header, justify=justify, no_wrap=True)
@@ -86,7 +85,7 @@ def render(views: list[TrialView], total: int, name: str):
     for v in views:
         table.add_row(v.key, f"[{colours.get(v.status, 'white')}]{v.status}[/]", f"{v.epoch}/{total}",
                       pct(v.latest), pct(v.best), "-" if v.images_per_second is None else f"{v.images_per_second:.0f}",
-                      _clock(v.seconds_left))
+                      ("~" if v.status == "pending" and v.seconds_left is not None else "") + _clock(v.seconds_left))
     return table
 
 

@@ -67,7 +67,7 @@ def test_finished_sweep_prints_one_plain_table_and_exits(tmp_path):
     assert proc.wait(60) == 0, out.read_text()
     text = out.read_text()
     assert "\x1b[" not in text, "no colour or cursor codes into a pipe"
-    assert text.count("trials ended") == 1 and "sweep w: 1/1 trials ended" in text
+    assert text.count("trials ended") == 1 and "sweep w: 1/1 trials ended, 0 running" in text
     row = next(ln for ln in text.splitlines() if "bn-b32-s0" in ln)
     assert row.split("│")[1:-1] == [" bn-b32-s0 ", " completed ", "   3/3 ", "        45.00 ", "      40.00 ",
                                     "      640 ", "         - "], row
@@ -123,4 +123,4 @@ def test_on_a_terminal_the_table_is_drawn_in_place(tmp_path):
         proc.kill()
         os.close(master)
     text = b"".join(chunks).decode(errors="replace")
-    assert "\x1b[" in text and "sweep w: 1/1 trials ended" in text and "bn-b32-s0" in text
+    assert "\x1b[" in text and "sweep w: 1/1 trials ended, 0 running" in text and "bn-b32-s0" in text
