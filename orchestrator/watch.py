@@ -2,8 +2,8 @@
 has ended; read from the results store, so it works from any machine that sees the results, beside any launch.
 
 Time left per trial is its recent epoch seconds times the epochs it has left; a trial that has not started yet uses
-the sweep's median epoch time (shown with a ~). Without a terminal (a pipe, a log file) the table is printed again whenever it
-changes, without colour codes.
+the sweep's median epoch time (shown with a ~). Without a terminal (a pipe, a log file) the table is printed again
+whenever it changes, without colour codes.
 """
 from __future__ import annotations
 
