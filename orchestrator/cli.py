@@ -150,10 +150,10 @@ def options(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFl
 def main() -> None:
     # The driver runs TensorFlow only to prepare data; its C++ start-up chatter (oneDNN, CUDA probing) is noise here.
     if "--verbose" not in sys.argv[1:]:
-        from orchestrator.quiet import quiet_native_output
+        from orchestrator.quiet import quiet
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        quiet_native_output()
+        quiet()
     app()
 
 

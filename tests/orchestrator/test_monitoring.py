@@ -75,6 +75,7 @@ def watched(tmp_path_factory, digits_dataset):
 @pytest.mark.slow
 def test_running_trials_export_their_gauges(watched):
     assert watched["rc"] == 0, watched["launch"].tail()
+    assert "I0000" not in watched["launch"].stderr and "Token authentication is enabled" not in watched["launch"].stderr
     trial_samples = [(name, labels, v) for name, labels, v in watched["seen"] if name != f"ray_{SWEEP_GAUGE}"]
     for key, norm in ((KILLED, "bn"), (OTHER, "gn")):
         mine = [(name, labels, v) for name, labels, v in trial_samples if labels.get("trial_key") == key]
