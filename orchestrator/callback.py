@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ray import tune
 
-from results import store
+from results import store, tensorboard
 from results.records import CONFIG_COLUMNS, EpochRow, TrialRow
 from trainer.config import final_error
 from trainer.storage import Location
@@ -97,6 +97,7 @@ class ResultsWriter(tune.Callback):
         row = EpochRow.of({k: getattr(base, k) for k in CONFIG_COLUMNS}, result, attempt=base.attempts - 1,
                           node=result.get("node"), recorded_at=now(), precision=base.precision)
         self._store(store.write_epoch_row, row)
+        tensorboard.write_epoch_scalars(self.sweep_dir, row.to_dict())
         if not math.isfinite(row.train_loss) or not math.isfinite(row.val_loss):
             self.diverged.add(base.trial_key)
         self._update(trial, "running")

@@ -97,12 +97,24 @@ def calibrate(
 def status(
     name: str = typer.Argument(..., help="Sweep name."),
     results: str = typer.Option("results", "--results", help=RESULTS_HELP),
+    watch: bool = typer.Option(False, "--watch", help="Redraw a table in place until the sweep ends: epoch, latest "
+                               "and best val error, images/s, time left per trial."),
+    interval: float = typer.Option(2.0, "--interval", min=0.05, help="Seconds between redraws (--watch)."),
 ) -> None:
     """One line per trial: status, epochs done, latest and final error."""
     from orchestrator.status import StatusError, status_lines
     from results.store import DamagedResults
     from trainer.storage import StorageError, sweep_location
 
+    if watch:
+        from orchestrator.watch import WatchError
+        from orchestrator.watch import watch as watch_sweep
+
+        try:
+            watch_sweep(sweep_location(results, name), interval=interval)
+        except (WatchError, StorageError, DamagedResults) as e:
+            fail(str(e))
+        return
     try:
         for line in status_lines(sweep_location(results, name)):
             typer.echo(line)
@@ -117,7 +129,7 @@ def report(
     out: Optional[Path] = typer.Option(None, "--out", help="Local directory for the report (default: the sweep's "
                                        "report/ folder; for results at a URI, ./results/NAME/report)."),
 ) -> None:
-    """Write the paper's tables and figures for a sweep to DIR/NAME/report/report.md."""
+    """Write the paper's tables and figures for a sweep to DIR/NAME/report/ (report.md, report.html)."""
     from results.report import ReportError, write_report
     from results.store import DamagedResults
     from trainer.storage import StorageError, sweep_location
@@ -128,6 +140,10 @@ def report(
     except (ReportError, StorageError, DamagedResults) as e:
         fail(str(e))
     typer.echo(f"report: {path}")
+    typer.echo(f"page: {path.with_name('report.html')}")
+    runs = sweep / "tensorboard"
+    if runs.is_dir():
+        typer.echo(f"tensorboard runs: {runs} (view: tensorboard --logdir {runs})")
 
 
 @data_app.command("prepare")
@@ -171,9 +187,19 @@ def _exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
+@app.callback()
+def options(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's, absl's and Ray's own log "
+                                         "lines too (otherwise in ~/.cache/gnsweep/native-stderr.log).")) -> None:
+    """Group Normalization sweeps on Ray Tune."""
+
+
 def main() -> None:
     # The driver runs TensorFlow only to prepare data; its C++ start-up chatter (oneDNN, CUDA probing) is noise here.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "--verbose" not in sys.argv[1:]:
+        from orchestrator.quiet import quiet
+
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        quiet()
     app()
 
 

@@ -105,6 +105,7 @@ def _run_on_ray(spec, trials, runs, pending, prior, sweep_dir, dataset_dir, opts
         raise LaunchError(str(e)) from None
     from orchestrator.callback import ResultsWriter
     from orchestrator.costs import order_and_record
+    from orchestrator.metrics import SweepGauges
     from orchestrator.progress import ProgressPrinter
     from orchestrator.tuning import run_trials
 
@@ -113,9 +114,10 @@ def _run_on_ray(spec, trials, runs, pending, prior, sweep_dir, dataset_dir, opts
     echo(line)
     writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior)
     progress = ProgressPrinter(len(runs), spec.train.epochs, done_before=len(runs) - len(pending), echo=echo)
+    gauges = SweepGauges(spec.name, len(pending))
     try:
-        run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir, callbacks=[writer, progress],
-                   max_concurrent=opts.max_concurrent)
+        run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir,
+                   callbacks=[writer, progress, gauges], max_concurrent=opts.max_concurrent)
     except Exception:
         if catcher.interrupted is not None:
             stopped = writer.record_interrupted()

@@ -28,7 +28,12 @@ def run_trial(config: dict) -> None:
     cpus = max(1, int(resources.get("CPU", 1)))
     gpu = float(resources.get("GPU", 0)) / trial.replicas  # each replica's share of its device: its memory limit
 
+    from orchestrator.metrics import TrialGauges
+
+    gauges = TrialGauges(config.get("sweep", ""), config["trial"]["key"], trial.norm, trial.batch_size)
+
     def report(metrics) -> None:
+        gauges.record(metrics.to_dict())
         tune.report({**metrics.to_dict(), "node": node})
 
     checkpoint_dir = Location.of(config["checkpoint_root"]) / trial.key
@@ -79,6 +84,7 @@ def run_trials(spec, pending, *, sweep_dir, dataset_dir: Path, callbacks: list,
     param_space = {
         "trial": tune.grid_search([{"key": t.key, "config": t.config.to_dict()} for t in pending]),
         "dataset_dir": str(dataset_dir),
+        "sweep": spec.name,
         "checkpoint_root": str(storage / "checkpoints"),
     }
     tuner = tune.Tuner(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from results import analysis, store
+from results import analysis, html, store
 from results.analysis import Study
 from results.paper import references_for
 from results.plots import draw_figures
@@ -172,10 +172,11 @@ def _written_before(report_dir: Path) -> set[str]:
 
 
 def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path:
-    """Write ``report.md`` and its PNGs into ``report_dir`` (default ``default_report_dir``), replacing any earlier
-    report atomically; returns the path of report.md. Of the PNGs there, only those an earlier report wrote (listed
-    in its manifest) and this one did not are removed: a user's own files stay. Raises ReportError when the sweep
-    directory is missing or holds no epochs yet, DamagedResults when a results file is not what gnsweep wrote."""
+    """Write ``report.md``, its PNGs and ``report.html`` (the same, self-contained) into ``report_dir`` (default
+    ``default_report_dir``), replacing any earlier report atomically; returns the path of report.md. Of the PNGs
+    there, only those an earlier report wrote (listed in its manifest) and this one did not are removed: a user's own
+    files stay. Raises ReportError when the sweep directory is missing or holds no epochs yet, DamagedResults when a
+    results file is not what gnsweep wrote."""
     sweep_dir = Location.of(sweep_dir)
     epochs, trials, kinds = _read_sweep(sweep_dir)
     report_dir = Path(report_dir) if report_dir is not None else default_report_dir(sweep_dir)
@@ -184,6 +185,7 @@ def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path
     text = render_report(sweep_dir, epochs, trials, report_dir, kinds)
     path = report_dir / REPORT_FILE
     Location.of(path).write_text(text)
+    html.write_html(text, epochs, trials, report_dir)
     drawn = sorted(p.name for p in report_dir.glob("*.png") if f"]({p.name})" in text)
     Location.of(report_dir / MANIFEST_FILE).write_text(json.dumps({"written_by": "gnsweep report",
                                                                     "figures": drawn}, indent=2))

@@ -18,8 +18,8 @@ def table_markdown(table: pd.DataFrame, study: Study) -> str:
     refs = [r for r in references_for(study.model) if r.key in table]
     header = [DIM_HEADERS[d] for d in dims] + ["val err %"]
     header += ["min-max %", "seeds"] if several else []
-    for ref in refs:
-        header += [f"{ref.label} %", f"diff vs {ref.key}"]
+    for ref in refs:  # another model or dataset than the reference's: its numbers give direction, not a diff
+        header += [f"{ref.label} %"] + ([] if ref.direction_only else [f"diff vs {ref.key}"])
     header += ["epochs", "status"]
     body = []
     for r in table.itertuples():
@@ -28,7 +28,8 @@ def table_markdown(table: pd.DataFrame, study: Study) -> str:
         if several:
             row += [f"{_fmt(r.err_min)}-{_fmt(r.err_max)}" if r.n_seeds > 1 else "", str(r.n_seeds)]
         for ref in refs:
-            row += [_fmt(getattr(r, ref.key)), _fmt(getattr(r, f"{ref.key}_diff"), signed=True)]
+            row += [_fmt(getattr(r, ref.key))]
+            row += [] if ref.direction_only else [_fmt(getattr(r, f"{ref.key}_diff"), signed=True)]
         row += [str(r.epochs), r.status]
         body.append(row)
     return markdown_table(header, body)

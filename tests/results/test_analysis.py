@@ -121,7 +121,7 @@ def test_study_tables_hold_the_measured_and_paper_numbers(tmp_path):
     md = analysis.table_markdown(tables["batch_size"], next(s for s in studies if s.name == "batch_size"))
     lines = md.splitlines()
     assert lines[0].startswith("| norm | batch | val err % |") and "paper (ResNet-50, ImageNet) %" in lines[0]
-    assert lines[1].startswith("| --- |") and "| BN | 2 | 42.0 | 34.7 | +7.3 |" in md and len(lines) == 8
+    assert lines[1].startswith("| --- |") and "| BN | 2 | 42.0 | 34.7 | 6 |" in md and len(lines) == 8
 
 
 def test_seeds_are_aggregated_per_configuration(tmp_path):

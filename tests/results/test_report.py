@@ -24,7 +24,7 @@ def test_report_has_header_tables_sentences_and_figures(paper_report):
     assert "- Trials: 27 (26 completed, 1 failed)" in text and "Generated: " in text
     for heading in ("## Study `norms`", "## Study `batch_size`", "## Study `groups`", "## Study `cpg`"):
         assert heading in text
-    assert "| BN | 30.1 | 30.0-30.2 | 2 | 23.6 | +6.5 |" in text
+    assert "| BN | 30.1 | 30.0-30.2 | 2 | 23.6 | 6 | completed x2 |" in text and "diff vs paper" not in text
     assert "GN's error rose 0.4 points from batch 32 to 2 and BN's rose 12.0 points" in text
     assert "the paper's direction is reproduced here" in text
     assert "BN 30.1% < GN 31.1% < LN 33.1% < IN 36.1%" in text

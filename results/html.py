@@ -1,0 +1,120 @@
+"""``report.html``: the report as one self-contained page (styles inline, figures as data URIs, no script, no network
+fetch), with each figure's numbers under it as a table a user can copy, and a banner while the sweep is unfinished.
+
+The page is rendered from report.md's own markdown (markdown-it, which comes with Rich), so its tables, sentences and
+trial lists are the report's by construction; only the figures' data is added here.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from results import analysis
+from results.plots import _slug
+from trainer.storage import Location
+
+HTML_FILE = "report.html"
+FIGURE_LINE = re.compile(r"^!\[(?P<caption>[^\]]*)\]\((?P<src>[^)]+)\)$")
+UNFINISHED = ("running", "pending", "unknown")
+COLUMNS = {  # figure data column -> header, in display order; absent or all-empty columns are left out
+    "norm": "norm", "batch_size": "batch", "groups": "groups G", "channels_per_group": "channels/group",
+    "epoch": "epoch", "train_mean": "train err %", "train_min": "train min", "train_max": "train max",
+    "val_mean": "val err %", "val_min": "val min", "val_max": "val max", "n": "seeds",
+    "final_val_err": "val err % (median of last 5)", "err_min": "min", "err_max": "max", "n_seeds": "seeds",
+    "paper": "paper %", "notebook": "notebook %", "complete": "complete",
+}
+STYLE = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 1100px; margin: 2em auto;
+       padding: 0 1em; color: #1d1d1f; }
+h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; padding-bottom: .2em; }
+table { border-collapse: collapse; margin: .8em 0; font-size: 13px; }
+th, td { border: 1px solid #ccc; padding: 3px 8px; text-align: right; } th { background: #f3f3f3; }
+td:first-child, th:first-child { text-align: left; }
+code { background: #f3f3f3; padding: 0 3px; border-radius: 3px; }
+figure { margin: 1.5em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-weight: 600; margin-bottom: .3em; }
+details { margin: .4em 0 1em; } summary { cursor: pointer; color: #0b5cad; }
+pre.csv { background: #f7f7f7; padding: .6em; overflow-x: auto; font-size: 12px; user-select: all; }
+.banner { padding: .8em 1em; border-radius: 6px; margin: 1em 0; font-weight: 600; }
+.partial { background: #fff3cd; border: 1px solid #e0b400; } .final { background: #e7f5e9; border: 1px solid #4a9a5a; }
+"""
+
+
+def figure_data(name: str, epochs: pd.DataFrame, results: pd.DataFrame, studies: list) -> pd.DataFrame | None:
+    """The numbers a report figure draws, found by its file name (``<study>_{epochs,batch,groups}.png``)."""
+    for study in studies:
+        slug = _slug(study.name)
+        if name == f"{slug}_epochs.png":
+            data = analysis.epoch_curves(epochs, study.trial_keys)
+        elif name in (f"{slug}_batch.png", f"{slug}_groups.png"):
+            data = analysis.study_table(results, study)
+        else:
+            continue
+        seeds = data["n" if "n" in data else "n_seeds"].max()
+        spread = {"train_min", "train_max", "val_min", "val_max", "err_min", "err_max"} if seeds <= 1 else set()
+        keep = [c for c in COLUMNS if c in data and data[c].notna().any() and c not in spread]
+        return data[keep].rename(columns=COLUMNS)
+    return None
+
+
+def _data_html(data: pd.DataFrame) -> str:
+    table = data.to_html(index=False, na_rep="-", float_format=lambda v: f"{v:.2f}", border=0)
+    csv = html.escape(data.to_csv(index=False, float_format="%.3f"))
+    return (f"<details><summary>Data of this figure ({len(data)} rows)</summary>{table}"
+            f"<details><summary>As CSV</summary><pre class=\"csv\">{csv}</pre></details></details>")
+
+
+def _figure_html(caption: str, png: Path, data: pd.DataFrame | None) -> str:
+    if not png.is_file():
+        return f"<p><em>Figure missing: {html.escape(png.name)}</em></p>"
+    encoded = base64.b64encode(png.read_bytes()).decode("ascii")
+    body = (f"<figure><figcaption>{html.escape(caption)}</figcaption>"
+            f"<img src=\"data:image/png;base64,{encoded}\" alt=\"{html.escape(caption)}\"></figure>")
+    return body + (_data_html(data) if data is not None and len(data) else "")
+
+
+def _banner(results: pd.DataFrame) -> str:
+    unfinished = int(results["status"].isin(UNFINISHED).sum())
+    if unfinished:
+        return (f"<div class=\"banner partial\">Partial results: the sweep is still running ({unfinished} of "
+                f"{len(results)} trials not finished). Numbers marked * are provisional; run "
+                f"<code>gnsweep report</code> again for newer ones.</div>")
+    return f"<div class=\"banner final\">The sweep has finished: all {len(results)} trials ended.</div>"
+
+
+def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path) -> str:
+    """The page for report.md's text, with the PNGs it links (in ``report_dir``) embedded."""
+    from markdown_it import MarkdownIt
+
+    results = analysis.trial_results(epochs, trials)
+    studies = analysis.find_studies(results)
+    figures: dict[str, str] = {}
+    lines = []
+    for line in markdown_text.splitlines():
+        m = FIGURE_LINE.match(line.strip())
+        if m:
+            marker = f"GNSWEEPFIGURE{len(figures)}"
+            figures[marker] = _figure_html(m["caption"], report_dir / m["src"],
+                                           figure_data(m["src"], epochs, results, studies))
+            line = marker
+        lines.append(line)
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render("\n".join(lines))
+    for marker, figure in figures.items():
+        body = body.replace(f"<p>{marker}</p>", figure)
+    title = html.escape(markdown_text.splitlines()[0].lstrip("# ").replace("`", "")) if markdown_text else "report"
+    first_heading_end = body.find("</h1>") + len("</h1>") if "</h1>" in body else 0
+    body = body[:first_heading_end] + _banner(results) + body[first_heading_end:]
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{title}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n")
+
+
+def write_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path) -> Path:
+    """Write ``report_dir/report.html`` atomically; returns its path."""
+    path = Path(report_dir) / HTML_FILE
+    Location.of(path).write_text(render_html(markdown_text, epochs, trials, Path(report_dir)))
+    return path
