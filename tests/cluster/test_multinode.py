@@ -152,7 +152,7 @@ def test_status_reads_a_cluster_sweep(cluster_sweep):
     lines = [line for line in run.stdout.strip().splitlines() if not line.startswith("remaining: ")]
     assert len(lines) == 1 + len(TRIALS)
     for line in lines[1:]:
-        _, status, epochs, latest, final = line.split()
+        _, status, epochs, latest, final, left = line.split()  # left: '-', nothing left of a finished trial
         assert (status, int(epochs)) == ("completed", EPOCHS) and 0 <= float(latest) <= 100 and 0 <= float(final) <= 100
 
 
@@ -241,15 +241,22 @@ def test_local_dashboard_binds_to_loopback(tmp_path, digits_dataset):
 
 @pytest.mark.slow
 def test_a_dashboard_on_every_interface_is_warned_about(tmp_path):
+    """With Ray's token on (2.60's default), a dashboard beyond loopback starts, with a warning saying what guards it;
+    Ray's own servers stay on loopback."""
     code = ("from orchestrator.launch import LaunchOptions, start_ray\n"
+            "from orchestrator.network import check_exposure\n"
             "import ray\n"
+            "check_exposure(True, '0.0.0.0', False, print)\n"
             "start_ray(LaunchOptions(dashboard_host='0.0.0.0'), print)\n"
+            "print('node', ray.get_runtime_context().gcs_address)\n"
             "ray.shutdown()\n")
     ray_tmp = tempfile.mkdtemp(prefix="gnray-", dir="/tmp")
+    env = {k: v for k, v in private_ray_env(ray_tmp).items() if k != "RAY_AUTH_MODE"}
     try:
-        run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=private_ray_env(ray_tmp),
-                             capture_output=True, text=True, timeout=120)
+        run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=120)
     finally:
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "warning: the Ray dashboard on 0.0.0.0 has no access control" in run.stdout
+    assert "warning: the Ray dashboard listens on 0.0.0.0; requests need Ray's token" in run.stdout, run.stdout
+    assert "node 127.0.0.1:" in run.stdout, run.stdout

@@ -93,7 +93,9 @@ def test_running_sweep_is_followed_until_it_ends(tmp_path):
     finally:
         proc.kill()
     text = out.read_text()
-    assert text.count("trials ended") == 2, "one table per change, not one per redraw"
+    tables = ["sweep w:" + t for t in text.split("sweep w:")[1:]]
+    # one table per change, not one per redraw (a read between the test's two writes is a third, real state)
+    assert len(tables) in (2, 3) and all(a != b for a, b in zip(tables, tables[1:])), text
     assert "0/1 trials ended" in text and "1/1 trials ended" in text and "0:00:02" in text
 
 
