@@ -15,6 +15,7 @@ from pathlib import Path
 from trainer import scratch
 from trainer.manifest import DataError
 from trainer.progress import Progress
+from trainer.storage import file_digest
 
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 TINY_IMAGENET_MD5 = "90528d7ca1a48142e341f4ef8d21d0de"
@@ -37,7 +38,7 @@ def download(out: str | Path, *, url: str = TINY_IMAGENET_URL, md5: str = TINY_I
     if out.exists() and not out.is_dir():
         raise DataError(f"{out}: exists and is not a directory")
     scratch.remove_stale(out, ARCHIVE)
-    if target.is_file() and _md5(target) == md5:
+    if target.is_file() and file_digest(target, "md5") == md5:
         return target
     deadline = time.monotonic() + deadline_s
     try:
@@ -83,10 +84,3 @@ def _reason(e: Exception) -> str:
     reason = e if isinstance(e, urllib.error.HTTPError) else getattr(e, "reason", None) or e
     return " ".join(str(reason).split()) or type(e).__name__
 
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()

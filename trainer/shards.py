@@ -2,12 +2,12 @@
 split's pixel statistics, giving the ``DatasetInfo`` that ``dataset.json`` records."""
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from trainer.manifest import LABEL_RULE, DataError, DatasetInfo, shard_file
 from trainer.progress import Progress
 from trainer.sources import Entry, Source, some
+from trainer.storage import file_digest
 from trainer.tfrecord import example
 from trainer.trees import Unreadable
 
@@ -45,7 +45,7 @@ def write_shards(src: Source, tmp: Path, num_shards: dict, *, skip_bad: bool, se
                                       stats if split == "train" else None, bad, bar,
                                       labels if split == "train" else set())
                 shards[split].append({"file": file, "examples": written, "bytes": (tmp / file).stat().st_size,
-                                      "sha256": _sha256(tmp / file)})
+                                      "sha256": file_digest(tmp / file, "sha256")})
     if bad and not skip_bad:
         raise DataError(f"{len(bad)} unreadable images: {some(bad)} (use --skip-bad to leave them out)")
     for split in ("train", "val"):
@@ -131,10 +131,3 @@ class PixelStats:
         std = [max((q / self.n - m * m) ** 0.5, 1.0) for q, m in zip(self.sq, mean)]
         return {"mean": [round(m, 4) for m in mean], "std": [round(s, 4) for s in std]}
 
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()

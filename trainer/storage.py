@@ -11,6 +11,7 @@ instance roles, ...).
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import re
 import uuid
@@ -22,6 +23,12 @@ URI = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<path>[^?]*)(?:\?(?
 
 class StorageError(Exception):
     """A results location that cannot be opened (unknown scheme, bad options); the message is one line."""
+
+
+def file_digest(path: str | Path, algorithm: str) -> str:
+    """The hex digest of a local file (``hashlib`` algorithm name), read in chunks."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, algorithm).hexdigest()
 
 
 def sweep_location(results: str | Path, name: str) -> "Location":
