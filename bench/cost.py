@@ -131,7 +131,7 @@ def _makespan(ctx: Context) -> Table:
                        "the same order through orchestrator.schedule.simulate, without the seconds each trial's fresh "
                        f"actor takes to start; every fake node is a process on this {os.cpu_count()}-CPU machine, "
                        "where those seconds (several per trial when 8 start at once) are a large share of trials "
-                       "scaled to 10-35 s, and a negligible one of trials that last hours")
+                       "scaled to tens of seconds, and a negligible one of trials that last hours")
     return table
 
 
