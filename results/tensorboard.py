@@ -8,9 +8,7 @@ no TensorFlow in the driver. Without it, nothing is written and the sweep goes o
 """
 from __future__ import annotations
 
-import os
 import struct
-import uuid
 from datetime import datetime
 from pathlib import Path
 
@@ -54,18 +52,6 @@ def event_bytes(row: dict) -> bytes:
     return _record(version.SerializeToString()) + _record(scalars.SerializeToString())
 
 
-def _write_local(where: Location, data: bytes) -> None:
-    """Atomic, under a temporary name without 'tfevents' in it: TensorBoard reads any such file it lists."""
-    path = where.as_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{uuid.uuid4().hex}.partial")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def write_epoch_scalars(sweep_dir: str | Path | Location, row: dict) -> bool:
     """Write the epoch row's scalars unless that (trial, epoch) already has its event file; returns whether it
     wrote. A failure to write (disk full, tensorboardX missing) loses only the curve, never the sweep."""
@@ -74,7 +60,7 @@ def write_epoch_scalars(sweep_dir: str | Path | Location, row: dict) -> bool:
         if where.exists():
             return False
         data = event_bytes(row)
-        _write_local(where, data) if where.local else where.write_bytes(data)
+        where.write_bytes(data)  # whole, atomically: TensorBoard never reads half an event file
     except (ImportError, OSError):
         return False
     return True

@@ -123,7 +123,9 @@ class Location:
         if self.local:
             path = Path(self.path)
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+            # hidden, and named unlike the file: a tool that lists by pattern never reads a part (TensorBoard reads
+            # every file with 'tfevents' in its name)
+            tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
             try:
                 tmp.write_bytes(data)
                 os.replace(tmp, path)

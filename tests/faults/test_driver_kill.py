@@ -4,7 +4,7 @@ then every process left in its session: Ray's gcs, raylet, agents and workers), 
 Kill moments: (1) during startup, once a trial's worker has started and is loading TensorFlow and the data, before any
 epoch row; (2) right after a state change in mid-sweep: one trial just recorded completed, the other has its first
 epoch file and is in its second epoch. The callback writes the trial's row right after each epoch file, so the kill
-can also land inside a Parquet write; what such a kill leaves (a hidden ``.<name>.<id>.tmp`` holding part of a file,
+can also land inside a Parquet write; what such a kill leaves (a hidden ``.<id>.tmp`` holding part of a file,
 as ``_write_atomic`` renames only complete files) is planted before the relaunch, which must ignore it.
 """
 import json
@@ -35,7 +35,8 @@ def plant_partial_files(sweep_dir, half: str) -> list:
     """What a SIGKILL in the middle of ``pq.write_table`` leaves: a hidden temp file holding the start of a file."""
     planted = []
     whole = (sweep_dir / "epochs" / f"{half}-e0001.parquet").read_bytes()
-    for path in (sweep_dir / "epochs" / f".{half}-e{EPOCHS:04d}.parquet.deadbeef.tmp",
+    for path in (sweep_dir / "epochs" / f".{'deadbeef' * 4}.tmp", sweep_dir / "trials" / f".{'deadbeef' * 4}.tmp",
+                 sweep_dir / "epochs" / f".{half}-e{EPOCHS:04d}.parquet.deadbeef.tmp",  # as earlier versions named them
                  sweep_dir / "trials" / f".{half}.parquet.deadbeef.tmp"):
         path.write_bytes(whole[: len(whole) // 2])
         planted.append(path)
