@@ -188,24 +188,30 @@ def test_nodes_that_cannot_see_the_storage_are_refused_by_name(cluster, tmp_path
 
 def trial_actor_names(port: int, headers: dict, timeout: float = 180) -> list[str]:
     """The repr names of the sweep's trial actors, as the dashboard's actor table shows them, once one is there."""
-    url = f"http://127.0.0.1:{port}/api/v0/actors?detail=1&filter_keys=class_name&filter_predicates=%3D" \
-          f"&filter_values=ImplicitFunc"
-    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{port}/api/v0/actors?detail=1"
+    deadline, last = time.monotonic() + timeout, "no answer"
     while time.monotonic() < deadline:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
-            actors = json.loads(r.read())["data"]["result"]["result"]
-        names = sorted(a.get("repr_name") or "" for a in actors)
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+                actors = json.loads(r.read())["data"]["result"]["result"]
+        except urllib.error.HTTPError as e:  # the state API answers 500 now and then while the cluster is busy
+            if e.code < 500:
+                raise
+            last, actors = f"HTTP {e.code}: {e.read()[:300]!r}", []
+        # Tune's function trainable; Ray 2.60 names its class wrap_function.<locals>.ImplicitFunc, which the state
+        # API's exact-match filter does not find by the short name: filtered here instead
+        names = sorted(a.get("repr_name") or "" for a in actors if a.get("class_name", "").endswith("ImplicitFunc"))
         if names and all(names):
             return names
         time.sleep(0.5)
-    raise AssertionError(f"no named trial actor within {timeout}s")
+    raise AssertionError(f"no named trial actor within {timeout}s (last: {last})")
 
 
 @pytest.mark.slow
 def test_local_dashboard_binds_to_loopback(tmp_path, digits_dataset):
     import ray.util
 
-    spec = write_spec(tmp_path / "dash.yaml", digits_dataset, name="dash", epochs=1,
+    spec = write_spec(tmp_path / "dash.yaml", digits_dataset, name="dash", epochs=2,
                       studies="  one: {norm: [bn], batch_size: [128]}")
     ray_tmp = tempfile.mkdtemp(prefix="gnray-", dir="/tmp")
     launch = subprocess.Popen([*GNSWEEP, "launch", spec, "--results", tmp_path / "results"], cwd=tmp_path,
