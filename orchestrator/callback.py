@@ -11,10 +11,9 @@ from ray import tune
 
 from results import store, tensorboard
 from results.records import CONFIG_COLUMNS, EpochRow, TrialRow
+from results.schema import ENDED_STATUSES
 from trainer.config import final_error
 from trainer.storage import Location
-
-FINISHED = ("completed", "failed", "diverged")
 
 
 def now() -> datetime:
@@ -35,7 +34,7 @@ def trial_row(sweep_dir: store.Where, base: TrialRow, *, status: str, error: str
     return dataclasses.replace(
         base, status=status, epochs=len(epochs), error=error, final_val_err=final_error([r.val_err for r in epochs]),
         best_val_err=min(finite) if finite else None, train_seconds=float(sum(r.epoch_seconds for r in epochs)),
-        ended_at=now() if status in FINISHED else None)
+        ended_at=now() if status in ENDED_STATUSES else None)
 
 
 def error_message(trial) -> str:

@@ -5,6 +5,7 @@ import math
 
 from orchestrator.costs import fmt_left, status_remaining
 from results import store
+from results.schema import ENDED_STATUSES
 from results.shared_runs import expand_shared
 from trainer.storage import Location
 
@@ -39,6 +40,6 @@ def status_lines(sweep_dir: store.Where) -> list[str]:
         final = _number(row["final_val_err"]) if row is not None and st in ("completed", "diverged") else "-"
         err = row["error"] if row is not None and isinstance(row["error"], str) else ""  # null reads back as NaN
         err = f"shares the run of {row['same_as']}" if row is not None and isinstance(row["same_as"], str) else err
-        time_left = "-" if st in ("completed", "diverged", "failed") else fmt_left(left, key)
+        time_left = "-" if st in ENDED_STATUSES else fmt_left(left, key)
         lines.append(f"{key:<24} {st:<10} {n:>6} {last:>9} {final:>8} {time_left:>9}  {err}")
     return lines + ([left_line] if left_line else [])

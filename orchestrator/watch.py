@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pandas as pd
 
 from results import store
+from results.schema import ENDED_STATUSES
 from trainer.storage import Location
 
-ENDED = ("completed", "diverged", "failed")
 RECENT_EPOCHS = 3
 PLAIN_WIDTH = 120  # a pipe has no width; Rich would assume 80 and cut the columns
 
@@ -59,7 +59,7 @@ def read_views(sweep_dir: Location) -> tuple[list[TrialView], int]:
         done = int(ep["epoch"].max()) if len(ep) else 0
         recent = ep.tail(RECENT_EPOCHS)
         per_epoch = float(recent["epoch_seconds"].mean()) if len(recent) else typical
-        left = None if status in ENDED or per_epoch is None else per_epoch * max(total - done, 0)
+        left = None if status in ENDED_STATUSES or per_epoch is None else per_epoch * max(total - done, 0)
         val = ep["val_err"].astype(float)
         views.append(TrialView(key, status, done, float(val.iloc[-1]) if len(val) else None,
                                float(val.min()) if val.notna().any() else None,
@@ -73,7 +73,7 @@ def render(views: list[TrialView], total: int, name: str):
     def pct(v):
         return "-" if v is None or v != v else f"{v:.2f}"
 
-    ended = sum(v.status in ENDED for v in views)
+    ended = sum(v.status in ENDED_STATUSES for v in views)
     running = sum(v.status == "running" for v in views)
     table = Table(title=f"sweep {name}: {ended}/{len(views)} trials ended, {running} running", title_justify="left")
     for header, justify in (("trial", "left"), ("status", "left"), ("epoch", "right"), ("latest val %", "right"),
@@ -103,13 +103,13 @@ def watch(sweep_dir: store.Where, *, interval: float = 2.0, console=None) -> Non
             if text != last:
                 console.print(text, markup=False, highlight=False, end="")
                 last = text
-            if all(v.status in ENDED for v in views):
+            if all(v.status in ENDED_STATUSES for v in views):
                 return
             time.sleep(interval)
             views, total = read_views(sweep_dir)
     try:
         with Live(render(views, total, sweep_dir.name), console=console, auto_refresh=False) as live:
-            while not all(v.status in ENDED for v in views):
+            while not all(v.status in ENDED_STATUSES for v in views):
                 time.sleep(interval)
                 views, total = read_views(sweep_dir)
                 live.update(render(views, total, sweep_dir.name), refresh=True)

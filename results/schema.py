@@ -32,6 +32,7 @@ EPOCH_SCHEMA = pa.schema(CONFIG_FIELDS + [
 ])
 
 TRIAL_STATUSES = ("pending", "running", "completed", "failed", "diverged", "interrupted")
+ENDED_STATUSES = ("completed", "diverged", "failed")  # a trial in one of these has nothing left to run
 
 # results/<sweep>/trials/: one row per trial, rewritten when its status changes.
 TRIAL_SCHEMA = pa.schema(CONFIG_FIELDS + [
