@@ -165,7 +165,9 @@ def test_nodes_that_cannot_see_the_storage_are_refused_by_name(cluster, tmp_path
     c, _ = cluster
     ray.init(address=c.address, logging_level="WARNING")
     try:
-        nodes = trial_nodes()
+        deadline = time.monotonic() + 90  # the node killed by the sweep above stays "alive" until GCS's health check
+        while len(nodes := trial_nodes()) != 2 and time.monotonic() < deadline:  # notices it (tens of seconds)
+            time.sleep(1)
         names = sorted(node_name(n) for n in nodes)
         assert len(nodes) == 2
         gone = Path(tempfile.mkdtemp(dir=tmp_path))
