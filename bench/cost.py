@@ -5,7 +5,7 @@ of a calibrated estimate against a real sweep on this machine.
     ``run_trials``, each trial sleeping its estimated duration (the FLOP-based A100 estimate) scaled so the
     8-slot lower bound is ``LOWER_BOUND_8`` seconds; longest first against plan order, on 8 and 32 slots. The
     makespan is from the first trial's start to the last one's end; the lower bound is max(longest, total / slots).
-    Beside it, the same schedule replayed without overheads (``orchestrator.schedule.simulate``).
+    Beside it, the same schedule replayed without overheads (``orchestrator.cost.schedule.simulate``).
 (d) A real digits sweep (resnet8, a few trials): ``gnsweep calibrate``, then ``gnsweep launch`` (one trial at a
     time, as calibrated), estimated (the launch's plan.json) against measured (the trials table) per trial and in
     all.
@@ -52,10 +52,10 @@ def sleeping_trial(config: dict, seconds: dict) -> None:
 
 
 def paper_plan():
-    from orchestrator.costs import estimates
-    from orchestrator.estimate import TINY_IMAGENET
-    from orchestrator.plan import plan_trials
-    from orchestrator.validation import parse_spec
+    from orchestrator.cost.costs import estimates
+    from orchestrator.cost.estimate import TINY_IMAGENET
+    from orchestrator.spec.plan import plan_trials
+    from orchestrator.spec.validation import parse_spec
 
     data = yaml.safe_load((REPO / "sweeps" / "paper.yaml").read_text())
     data["resources"] = {"cpu": 1, "gpu": 1}  # logical CPUs: one GPU per slot is what is measured
@@ -71,7 +71,7 @@ def _run_on_cluster(root: Path, spec, ordered, seconds: dict, workers: int, gpus
     from ray import tune
     from ray.cluster_utils import Cluster
 
-    from orchestrator.tuning import run_trials
+    from orchestrator.tune.run import run_trials
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     out = {}
@@ -94,7 +94,7 @@ def _run_on_cluster(root: Path, spec, ordered, seconds: dict, workers: int, gpus
 
 
 def _makespan(ctx: Context) -> Table:
-    from orchestrator.schedule import Job, longest_first, lower_bound, makespan, simulate
+    from orchestrator.cost.schedule import Job, longest_first, lower_bound, makespan, simulate
 
     spec, runs, hours = paper_plan()
     longest = longest_first(runs, lambda t: hours[t.key])
@@ -128,7 +128,7 @@ def _makespan(ctx: Context) -> Table:
         table.notes.append(f"{slots} slots, longest first: {len(top & set(first[:slots]))} of the {min(slots, len(runs))} "
                            f"longest trials were among the first {min(slots, len(runs))} to start")
     table.notes.append("makespan: first trial's start to last trial's end, as the trials measured it; replayed: "
-                       "the same order through orchestrator.schedule.simulate, without the seconds each trial's fresh "
+                       "the same order through orchestrator.cost.schedule.simulate, without the seconds each trial's fresh "
                        f"actor takes to start; every fake node is a process on this {os.cpu_count()}-CPU machine, "
                        "where those seconds (several per trial when 8 start at once) are a large share of trials "
                        "scaled to tens of seconds, and a negligible one of trials that last hours")

@@ -88,7 +88,7 @@ def gpu_utilisation(interval: float = 0.5):
 
 def synthetic_tiny_imagenet(out: Path, classes: int, per_class: int, val_per_class: int = 50) -> Path:
     """A raw Tiny ImageNet-shaped tree (``classes`` x ``per_class`` 64x64 JPEGs, smooth random images of about the
-    real files' size) prepared into shards by ``trainer.data.prepare``, the project's shard writer."""
+    real files' size) prepared into shards by ``trainer.data.preparation.prepare``, the project's shard writer."""
     import numpy as np
     import tensorflow as tf
 
@@ -127,7 +127,7 @@ def pipeline_epoch(prepared: Path, batch: int, cpus: int | None = None) -> float
     """Images/s of one first (cold: read, decode, cache, augment) epoch of ``InputPipeline.train``, no model."""
     import tensorflow as tf
 
-    from trainer.pipeline import InputPipeline
+    from trainer.data.pipeline import InputPipeline
 
     pipe = InputPipeline(prepared, cpus=cpus)
     t0 = time.perf_counter()
@@ -159,7 +159,7 @@ def sweep_row(scratch: Path, gpu: bool, n: int, deadline: float) -> list[str]:
     cells = ["resnet8", "2", "bn+gn", "on" if gpu else "-", "float32"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if not gpu or deadline - time.time() < 60:
-        from orchestrator.launch import LaunchOptions, launch
+        from orchestrator.launch.launcher import LaunchOptions, launch
 
         plan: list[str] = []
         rc = launch(spec, LaunchOptions(results=scratch / "results", dry_run=True), echo=plan.append)

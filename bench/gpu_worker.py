@@ -109,7 +109,7 @@ def packed(job: dict, limit: int | None) -> None:
 
 
 def consume(job: dict, limit: int | None) -> None:
-    from trainer.pipeline import InputPipeline
+    from trainer.data.pipeline import InputPipeline
 
     pipe = InputPipeline(Path(job["dataset"]), cpus=job.get("cpus"))
     size = pipe.info.image_size[0]

@@ -1,6 +1,6 @@
 """Trial overhead: a trial run by gnsweep (the full path) against a bare ``model.fit`` on in-memory arrays.
 
-The full path is ``orchestrator.launch.launch`` on a temporary spec: local Ray, Ray Tune, a trial actor, the tf.data
+The full path is ``orchestrator.launch.launcher.launch`` on a temporary spec: local Ray, Ray Tune, a trial actor, the tf.data
 pipeline over shards (no augmentation, as the demo trains digits and as the bare run trains: the same work on both
 sides), the results callbacks, a checkpoint and a validation pass per epoch. The bare run is the same model (resnet8,
 BN, digits at 16x16), the same batch, compiled by the same ``trainer.train.compile_model``, one ``model.fit`` call
@@ -57,7 +57,7 @@ def _bare(batch: int, x, y, classes: int):
 def _launch(ctx: Context) -> tuple[float, Path, list[str]]:
     import ray
 
-    from orchestrator.launch import LaunchOptions, launch
+    from orchestrator.launch.launcher import LaunchOptions, launch
 
     root = ctx.scratch / "overhead"
     root.mkdir()

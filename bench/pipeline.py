@@ -54,7 +54,7 @@ def _count(dataset) -> int:
 
 def _warm(prepared: Path, cpus: int | None):
     """Seconds and images of one epoch of ``InputPipeline.train`` after the cache is filled (new epoch each time)."""
-    from trainer.pipeline import InputPipeline
+    from trainer.data.pipeline import InputPipeline
 
     pipe = InputPipeline(prepared, cpus=cpus)
     _count(pipe.train(BATCH, seed=0, epoch=0, augment=True))
@@ -71,7 +71,7 @@ def _warm(prepared: Path, cpus: int | None):
 
 def _first(prepared: Path, cpus: int | None):
     """Seconds and images of a fresh ``InputPipeline``'s first epoch: read, decode, fill the cache, augment."""
-    from trainer.pipeline import InputPipeline
+    from trainer.data.pipeline import InputPipeline
 
     def measure() -> tuple[float, int]:
         t0 = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Scheduling: what Ray Tune and gnsweep's glue (``orchestrator.tuning.run_trials``) cost per trial, and how full a
+"""Scheduling: what Ray Tune and gnsweep's glue (``orchestrator.tune.run.run_trials``) cost per trial, and how full a
 cluster's GPU slots stay.
 
 (a) Local Ray, 2 concurrent 1-CPU trials whose trainable sleeps and reports a few fake epochs, so the real
@@ -49,7 +49,7 @@ def fake_trial(config: dict, seconds: float = TRIAL_SECONDS) -> None:
 
 
 def _spec(path: Path, name: str, trials: int, cpu: float, gpu: float):
-    from orchestrator.spec_file import load_spec
+    from orchestrator.spec.file import load_spec
 
     path.write_text(f"""name: {name}
 dataset: builtin:digits
@@ -102,10 +102,10 @@ def _sweep(root: Path, name: str, trials: int, seconds: float, *, cpu: float, gp
     trial's work interval."""
     from ray import tune
 
-    from orchestrator.plan import plan_trials
-    from orchestrator.progress import ProgressPrinter
-    from orchestrator.tuning import run_trials
-    from orchestrator.callback import ResultsWriter
+    from orchestrator.spec.plan import plan_trials
+    from orchestrator.tune.progress import ProgressPrinter
+    from orchestrator.tune.run import run_trials
+    from orchestrator.tune.results_writer import ResultsWriter
 
     spec = _spec(root / f"{name}.yaml", name, trials, cpu, gpu)
     planned = plan_trials(spec)

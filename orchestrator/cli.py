@@ -17,7 +17,6 @@ app = typer.Typer(help="Group Normalization sweeps on Ray Tune.", no_args_is_hel
 data_app = typer.Typer(help="Prepare or download datasets as TFRecord shards.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-EXIT_FAILED_TRIALS = 1
 EXIT_USAGE = 2
 
 
@@ -51,11 +50,11 @@ def launch(
                                          "A10G, CPU, or a device name gnsweep calibrate measured."),
 ) -> None:
     """Validate a sweep spec, print the plan, and run the trials not completed yet (longest first)."""
-    from orchestrator.claim import ClaimError
-    from orchestrator.launch import LaunchError, LaunchOptions
-    from orchestrator.launch import launch as run_launch
-    from orchestrator.network import NetworkError
-    from orchestrator.spec import SpecError
+    from orchestrator.launch.lock import LockError
+    from orchestrator.launch.launcher import LaunchError, LaunchOptions
+    from orchestrator.launch.launcher import launch as run_launch
+    from orchestrator.launch.network import NetworkError
+    from orchestrator.spec.model import SpecError
     from results.store import DamagedResults
     from trainer.data import DataError
 
@@ -64,7 +63,7 @@ def launch(
                          allow_open_network=allow_open_network, gpus=gpus, cpus=cpus, device=device)
     try:
         code = run_launch(spec, opts, echo=typer.echo)
-    except (SpecError, LaunchError, DataError, DamagedResults, NetworkError, ClaimError) as e:
+    except (SpecError, LaunchError, DataError, DamagedResults, NetworkError, LockError) as e:
         fail(str(e).replace("\n", "\ngnsweep: "))
     raise typer.Exit(code)
 
@@ -77,9 +76,9 @@ def calibrate(
     steps: int = typer.Option(40, "--steps", min=5, help="Training steps timed per shape (after a warm-up)."),
 ) -> None:
     """Time each distinct trial shape of SPEC on this machine's device; estimates use the figures from then on."""
-    from orchestrator.calibrate import calibrate as run_calibrate
-    from orchestrator.spec import SpecError
-    from orchestrator.spec_file import load_spec
+    from orchestrator.cost.calibrate import calibrate as run_calibrate
+    from orchestrator.spec.model import SpecError
+    from orchestrator.spec.file import load_spec
     from trainer.data import DataError
     from trainer.storage import StorageError
 
@@ -102,13 +101,13 @@ def status(
     interval: float = typer.Option(2.0, "--interval", min=0.05, help="Seconds between redraws (--watch)."),
 ) -> None:
     """One line per trial: status, epochs done, latest and final error."""
-    from orchestrator.status import StatusError, status_lines
+    from orchestrator.watch.status import StatusError, status_lines
     from results.store import DamagedResults
     from trainer.storage import StorageError, sweep_location
 
     if watch:
-        from orchestrator.watch import WatchError
-        from orchestrator.watch import watch as watch_sweep
+        from orchestrator.watch.live import WatchError
+        from orchestrator.watch.live import watch as watch_sweep
 
         try:
             watch_sweep(sweep_location(results, name), interval=interval)
@@ -173,10 +172,11 @@ def data_download(
 ) -> None:
     """Download the official Tiny ImageNet-200 archive and check its md5."""
     from trainer import data
+    from trainer.data.download import download
 
     _exit_on_sigterm()
     try:
-        path = data.download(out, deadline_s=timeout, **({"url": url} if url else {}))
+        path = download(out, deadline_s=timeout, **({"url": url} if url else {}))
     except data.DataError as e:
         fail(str(e))
     typer.echo(f"downloaded {path}")
@@ -196,7 +196,7 @@ def options(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFl
 def main() -> None:
     # The driver runs TensorFlow only to prepare data; its C++ start-up chatter (oneDNN, CUDA probing) is noise here.
     if "--verbose" not in sys.argv[1:]:
-        from orchestrator.quiet import quiet
+        from orchestrator.launch.quiet import quiet
 
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         quiet()

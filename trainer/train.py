@@ -132,7 +132,7 @@ def train_trial(trial: TrialConfig, dataset_dir: str | Path, checkpoint_dir: str
     """
     from trainer.device import DeviceMemoryError, earlier_oom, is_out_of_memory, oom_message, record_oom
     from trainer.peak_memory import estimated_peak_bytes
-    from trainer.pipeline import InputPipeline
+    from trainer.data.pipeline import InputPipeline
 
     limit = configure_tensorflow(cpus, trial.replicas, gpu)
     if (earlier := earlier_oom(checkpoint_dir, limit)) is not None:

@@ -57,11 +57,11 @@ def packed(tmp_path_factory):
     from ray import cloudpickle
     from ray.cluster_utils import Cluster
 
-    from orchestrator.launch import LaunchOptions, start_ray
-    from orchestrator.plan import plan_trials
-    from orchestrator.validation import parse_spec
-    from orchestrator.tuning import run_trials
-    from orchestrator.callback import ResultsWriter
+    from orchestrator.launch.launcher import LaunchOptions, start_ray
+    from orchestrator.spec.plan import plan_trials
+    from orchestrator.spec.validation import parse_spec
+    from orchestrator.tune.run import run_trials
+    from orchestrator.tune.results_writer import ResultsWriter
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
     sweep_dir = tmp_path_factory.mktemp("packing") / "packing"
@@ -156,7 +156,7 @@ def test_a_large_batch_trial_has_its_gpu_to_itself(packed):
 def test_trials_let_tensorflow_grow_gpu_memory(packed):
     """Fractional trials share a device's memory: TensorFlow must not grab it all. The worker env says so (checked
     inside every trial); ``configure_tensorflow`` also sets memory growth per GPU, checked where a GPU exists."""
-    from orchestrator.tuning import WORKER_ENV
+    from orchestrator.tune.run import WORKER_ENV
 
     assert WORKER_ENV["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
     assert {r["allow_growth"] for r in packed[3]} == {"true"}

@@ -218,7 +218,7 @@ def test_runtime_env_merges_with_the_drivers_own():
     Ray refuses a merge that sets an env var twice unless the job sets RAY_OVERRIDE_JOB_RUNTIME_ENV=1."""
     from ray.runtime_env.runtime_env import _merge_runtime_env
 
-    from orchestrator.tuning import WORKER_ENV
+    from orchestrator.tune.run import WORKER_ENV
 
     job = load("runtime_env.yaml")
     driver = {"env_vars": dict(WORKER_ENV)}

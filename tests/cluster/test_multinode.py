@@ -160,7 +160,7 @@ def test_status_reads_a_cluster_sweep(cluster_sweep):
 def test_nodes_that_cannot_see_the_storage_are_refused_by_name(cluster, tmp_path, digits_dataset):
     import ray
 
-    from orchestrator.cluster import ClusterError, check_shared_storage, node_name, trial_nodes, unseen_paths
+    from orchestrator.launch.cluster import ClusterError, check_shared_storage, node_name, trial_nodes, unseen_paths
 
     c, _ = cluster
     ray.init(address=c.address, logging_level="WARNING")
@@ -251,8 +251,8 @@ def test_local_dashboard_binds_to_loopback(tmp_path, digits_dataset):
 def test_a_dashboard_on_every_interface_is_warned_about(tmp_path):
     """With Ray's token on (2.60's default), a dashboard beyond loopback starts, with a warning saying what guards it;
     Ray's own servers stay on loopback."""
-    code = ("from orchestrator.launch import LaunchOptions, start_ray\n"
-            "from orchestrator.network import check_exposure\n"
+    code = ("from orchestrator.launch.launcher import LaunchOptions, start_ray\n"
+            "from orchestrator.launch.network import check_exposure\n"
             "import ray\n"
             "check_exposure(True, '0.0.0.0', False, print)\n"
             "start_ray(LaunchOptions(dashboard_host='0.0.0.0'), print)\n"

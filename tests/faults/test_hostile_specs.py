@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.spec import SpecError
-from orchestrator.spec_file import load_spec
+from orchestrator.spec.model import SpecError
+from orchestrator.spec.file import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,7 +18,7 @@ from launches import Launch, assert_one_row_per_epoch, write_spec
 
 from results import store
 from results.records import EpochRow
-from orchestrator.callback import ResultsWriter
+from orchestrator.tune.results_writer import ResultsWriter
 from results.schema import EPOCH_SCHEMA
 
 KEY = "bn-b128-s0"

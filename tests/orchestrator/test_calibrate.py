@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from orchestrator.devices import local_device, slug
+from orchestrator.cost.devices import local_device, slug
 
 SPEC = """name: cal
 dataset: builtin:digits

@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from orchestrator.dedup import same_as, why_same
-from orchestrator.plan import plan_trials
-from orchestrator.validation import parse_spec
+from orchestrator.spec.dedup import same_as, why_same
+from orchestrator.spec.plan import plan_trials
+from orchestrator.spec.validation import parse_spec
 from trainer.config import TrainSettings, TrialConfig
 
 BASE = {"name": "d", "dataset": "builtin:digits", "seeds": [0, 1], "resources": {"cpu": 1}}
@@ -78,7 +78,7 @@ def test_results_show_a_shared_run_in_every_study(tmp_path):
     import json
 
     from results import analysis, store
-    from orchestrator.callback import config_columns
+    from orchestrator.tune.results_writer import config_columns
     from results.records import EpochRow, TrialRow
     from results.shared_runs import PLAN_FILE, expand_shared, report_lines
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.estimate import DIGITS, TINY_IMAGENET, Estimator, data_shape, forward_macs
-from orchestrator.plan import plan_trials
-from orchestrator.schedule import Job, longest_first, lower_bound, makespan, simulate
-from orchestrator.spec_file import load_spec
+from orchestrator.cost.estimate import DIGITS, TINY_IMAGENET, Estimator, data_shape, forward_macs
+from orchestrator.spec.plan import plan_trials
+from orchestrator.cost.schedule import Job, longest_first, lower_bound, makespan, simulate
+from orchestrator.spec.file import load_spec
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER = REPO / "sweeps" / "paper.yaml"

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.packing import memory_warnings
-from orchestrator.plan import plan_trials
-from orchestrator.spec import SpecError
-from orchestrator.spec_file import load_spec
-from orchestrator.validation import parse_spec
+from orchestrator.cost.packing import memory_warnings
+from orchestrator.spec.plan import plan_trials
+from orchestrator.spec.model import SpecError
+from orchestrator.spec.file import load_spec
+from orchestrator.spec.validation import parse_spec
 
 SWEEPS = Path(__file__).resolve().parents[2] / "sweeps"
 MINIMAL = {"name": "m", "dataset": "builtin:digits", "model": "resnet50",

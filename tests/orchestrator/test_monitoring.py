@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
 from launches import Launch, epoch_files, gnsweep, trial_workers, write_spec  # noqa: E402
 
-from orchestrator.metrics import SWEEP_GAUGE, TRIAL_GAUGES  # noqa: E402
+from orchestrator.tune.metrics import SWEEP_GAUGE, TRIAL_GAUGES  # noqa: E402
 
 EPOCHS = 4
 KILLED, OTHER = "bn-b64-s0", "gn-b64-g8-s0"

@@ -1,8 +1,8 @@
 """plan_trials directly: each trial once, with every study it belongs to, under a readable and stable key."""
 import pytest
 
-from orchestrator.plan import count_trials, format_plan, plan_trials
-from orchestrator.validation import parse_spec
+from orchestrator.spec.plan import count_trials, format_plan, plan_trials
+from orchestrator.spec.validation import parse_spec
 from trainer.config import TrainSettings
 
 SPEC = {"name": "p", "dataset": "builtin:digits", "model": "resnet8", "train": {"epochs": 3, "base_batch": 32},

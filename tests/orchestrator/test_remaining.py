@@ -5,14 +5,14 @@ import json
 import pandas as pd
 import pytest
 
-from orchestrator.costs import estimates, record_plan
-from orchestrator.devices import Cluster
-from orchestrator.estimate import DIGITS
-from orchestrator.plan import plan_trials
-from orchestrator.validation import parse_spec
-from orchestrator.status import status_lines
+from orchestrator.cost.costs import estimates, record_plan
+from orchestrator.cost.devices import ClusterShape
+from orchestrator.cost.estimate import DIGITS
+from orchestrator.spec.plan import plan_trials
+from orchestrator.spec.validation import parse_spec
+from orchestrator.watch.status import status_lines
 from results import store
-from orchestrator.callback import config_columns
+from orchestrator.tune.results_writer import config_columns
 from results.records import EpochRow, TrialRow
 
 SPEC = {"name": "left", "dataset": "builtin:digits", "model": "resnet8", "train": {"epochs": 10},
@@ -28,7 +28,7 @@ def test_status_shows_time_left_from_a_measured_epoch(tmp_path):
     sweep.mkdir()
     (sweep / "sweep.json").write_text(json.dumps({"name": "left", "trials": [t.key for t in trials]}))
     est, ests, _ = estimates(spec, trials, DIGITS, "CPU", tmp_path)
-    record_plan(sweep, spec, trials, ests, "CPU", est, Cluster(({"CPU": 2.0, "GPU": 0.0},), "test", None))
+    record_plan(sweep, spec, trials, ests, "CPU", est, ClusterShape(({"CPU": 2.0, "GPU": 0.0},), "test", None))
     before = status_lines(sweep)
     assert before[-1].startswith("remaining: ") and "estimates only" in before[-1]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cluster import spec_problems_for_cluster
-from orchestrator.spec import SpecError, SweepSpec
-from orchestrator.spec_file import load_spec
-from orchestrator.validation import parse_spec
+from orchestrator.launch.cluster import spec_problems_for_cluster
+from orchestrator.spec.model import SpecError, SweepSpec
+from orchestrator.spec.file import load_spec
+from orchestrator.spec.validation import parse_spec
 from trainer.config import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -254,7 +254,7 @@ def test_in_and_ln_need_no_grouping():
 
 
 def test_importing_the_spec_loads_neither_tensorflow_nor_ray():
-    code = ("import sys, orchestrator.spec_file, orchestrator.cluster; "
+    code = ("import sys, orchestrator.spec.file, orchestrator.launch.cluster; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'ray', 'keras')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

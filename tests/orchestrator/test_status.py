@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from orchestrator.status import StatusError, status_lines
+from orchestrator.watch.status import StatusError, status_lines
 from results import store
 from results.records import EpochRow, SweepRecord, TrialRow
 

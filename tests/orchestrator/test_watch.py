@@ -9,7 +9,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from orchestrator.watch import read_views
+from orchestrator.watch.live import read_views
 from results import store
 from results.records import EpochRow, TrialRow
 

@@ -170,16 +170,16 @@ def test_sweep_claim_on_s3_refuses_a_live_launch_and_takes_over_an_expired_one(s
     import json
     import time
 
-    from orchestrator.claim import CLAIM_FILE, ClaimError, claim_sweep
+    from orchestrator.launch.lock import LOCK_FILE, LockError, lock_sweep
 
     sweep = Location.of(uri(s3, "claims/s"))
     other = {"id": "f" * 32, "host": "node-b.example", "pid": 4242, "pid_started": None,
              "since": "2026-12-01T10:00:00+00:00", "heartbeat": time.time(), "lease_seconds": 120.0}
-    (sweep / CLAIM_FILE).write_text(json.dumps(other))
-    with pytest.raises(ClaimError, match="host node-b.example, pid 4242"):
-        claim_sweep(sweep, "s", print)
-    (sweep / CLAIM_FILE).write_text(json.dumps({**other, "heartbeat": time.time() - 3600}))
-    held = claim_sweep(sweep, "s", print)
-    assert json.loads((sweep / CLAIM_FILE).read_text())["pid"] == os.getpid()
+    (sweep / LOCK_FILE).write_text(json.dumps(other))
+    with pytest.raises(LockError, match="host node-b.example, pid 4242"):
+        lock_sweep(sweep, "s", print)
+    (sweep / LOCK_FILE).write_text(json.dumps({**other, "heartbeat": time.time() - 3600}))
+    held = lock_sweep(sweep, "s", print)
+    assert json.loads((sweep / LOCK_FILE).read_text())["pid"] == os.getpid()
     held.release()
-    assert not (sweep / CLAIM_FILE).exists()
+    assert not (sweep / LOCK_FILE).exists()

@@ -13,7 +13,8 @@ from raw_trees import fake_tree, zip_tree
 from typer.testing import CliRunner
 
 from orchestrator.cli import app
-from trainer import data, shards
+from trainer import data
+from trainer.data import shards
 from trainer.data import DataError, check_dataset, load_info, prepare, resolve_dataset, verify
 
 REPO = Path(__file__).resolve().parents[2]

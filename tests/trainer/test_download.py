@@ -9,7 +9,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from raw_trees import fake_tree, zip_tree
 
-from trainer.data import DataError, download, prepare
+from trainer.data import DataError, prepare
+from trainer.data.download import download
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from trainer.manifest import DataError, load_info, verify
+from trainer.data.manifest import DataError, load_info, verify
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_verify_reads_the_real_sample_without_tensorflow(sample_dataset):
-    script = ("import sys, time; from trainer.manifest import load_info, verify; t = time.perf_counter(); "
+    script = ("import sys, time; from trainer.data.manifest import load_info, verify; t = time.perf_counter(); "
               "verify(sys.argv[1], load_info(sys.argv[1])); print(time.perf_counter() - t); "
               "assert 'tensorflow' not in sys.modules, 'verify imported TensorFlow'")
     proc = subprocess.run([sys.executable, "-c", script, str(sample_dataset)], capture_output=True, text=True,

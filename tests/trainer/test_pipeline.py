@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from trainer.data import DataError, load_info
-from trainer.pipeline import InputPipeline, _augment
+from trainer.data.pipeline import InputPipeline, _augment
 
 
 def batches(ds):

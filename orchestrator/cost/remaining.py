@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from orchestrator.estimate import TrialEstimate
+from orchestrator.cost.estimate import TrialEstimate
 from results.schema import ENDED_STATUSES
 
 

@@ -117,7 +117,7 @@ def verify(dataset_dir: str | Path, info: DatasetInfo) -> None:
     """Check every shard against dataset.json in one read of each (about 1 s per 250 MB, no TensorFlow): present,
     the recorded size and sha256, the recorded number of examples, labels in [0, num_classes) with every class in
     train, and a decoded image of ``image_size``."""
-    from trainer.tfrecord import scan_shard
+    from trainer.data.tfrecord import scan_shard
 
     dataset_dir = Path(dataset_dir)
     info_path = dataset_dir / INFO_FILE

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from orchestrator.devices import DeviceModel, assumed_model
+from orchestrator.cost.devices import DeviceModel, assumed_model
 from trainer.models import ARCHITECTURES, SEED_CNN_CHANNELS
 
 ACTOR_START_S = 2.7  # a fresh Ray actor per trial (BENCHMARKS.md, scheduling: ~2.7 s of a slot per trial)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from trainer.manifest import DataError, DatasetInfo, load_info
+from trainer.data.manifest import DataError, DatasetInfo, load_info
 
 AUTOTUNE = tf.data.AUTOTUNE
 DECODE_BATCH = 256

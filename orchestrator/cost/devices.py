@@ -83,7 +83,7 @@ def slug(device: str) -> str:
 
 
 @dataclass(frozen=True)
-class Cluster:
+class ClusterShape:
     """Where the sweep would run: nodes as Ray resource dicts, a description and the device kind its GPUs are."""
 
     nodes: tuple[dict, ...]
@@ -99,23 +99,23 @@ class Cluster:
         return sum(n.get("CPU", 0.0) for n in self.nodes)
 
 
-def what_if(gpus: int | None, cpus: int | None) -> Cluster:
+def what_if(gpus: int | None, cpus: int | None) -> ClusterShape:
     """The cluster a user asks about with ``--gpus N`` / ``--cpus N``: one pool; CPUs are not the limit unless
     given."""
     node = {"GPU": float(gpus or 0), "CPU": float(cpus) if cpus else float("inf")}
     parts = ([f"{gpus} GPUs"] if gpus else []) + ([f"{cpus} CPUs"] if cpus else [])
     note = "" if cpus else "; CPUs assumed not to limit"
-    return Cluster((node,), f"{' and '.join(parts)} (asked{note})", None)
+    return ClusterShape((node,), f"{' and '.join(parts)} (asked{note})", None)
 
 
-def this_machine() -> Cluster:
+def this_machine() -> ClusterShape:
     gpus = local_gpus()
     cpus = float(os.cpu_count() or 1)
     desc = f"this machine: {len(gpus)} x {gpus[0]}, {cpus:g} CPUs" if gpus else f"this machine: {cpus:g} CPUs, no GPU"
-    return Cluster(({"CPU": cpus, "GPU": float(len(gpus))},), desc, gpus[0] if gpus else None)
+    return ClusterShape(({"CPU": cpus, "GPU": float(len(gpus))},), desc, gpus[0] if gpus else None)
 
 
-def connected_cluster() -> Cluster:
+def connected_cluster() -> ClusterShape:
     """The alive nodes of the Ray cluster this process is connected to; the GPU kind from Ray's
     ``accelerator_type:*`` resource when it detected one."""
     import ray
@@ -126,4 +126,4 @@ def connected_cluster() -> Cluster:
     cpus = sum(n.get("CPU", 0.0) for n in nodes)
     kind = kinds[0] if kinds else None
     desc = f"the connected cluster: {len(nodes)} nodes, {gpus:g} GPUs{f' ({kind})' if kind else ''}, {cpus:g} CPUs"
-    return Cluster(tuple({"CPU": n.get("CPU", 0.0), "GPU": n.get("GPU", 0.0)} for n in nodes), desc, kind)
+    return ClusterShape(tuple({"CPU": n.get("CPU", 0.0), "GPU": n.get("GPU", 0.0)} for n in nodes), desc, kind)

@@ -7,9 +7,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from normalization import resolve_groups
-from orchestrator.plan import count_trials
-from orchestrator.spec import SweepSpec, known_fields
-from orchestrator.spec_problems import SpecError, describe, field_name, message, problem_lines, refuse
+from orchestrator.spec.plan import count_trials
+from orchestrator.spec.model import SweepSpec, known_fields
+from orchestrator.spec.problems import SpecError, describe, field_name, message, problem_lines, refuse
 from trainer.models import norm_channels
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, NamedTuple
 
-from trainer.manifest import DataError
-from trainer.trees import MiB, DirTree, Unreadable, ZipTree, inside
+from trainer.data.manifest import DataError
+from trainer.data.trees import MiB, DirTree, Unreadable, ZipTree, inside
 
 DIGITS_SOURCE = "sklearn.datasets.load_digits"
 DIGITS_SIZE = 16  # the digits are 8x8: 16x16 loses nothing and trains 1.4-3.7x faster than 32x32 on a CPU core

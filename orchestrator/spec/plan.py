@@ -5,7 +5,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Iterator
 
-from orchestrator.dedup import same_as
+from orchestrator.spec.dedup import same_as
 from results.studies import study_kind
 from trainer.config import TrialConfig
 
@@ -79,7 +79,7 @@ def study_kinds(spec) -> dict[str, str]:
 def plan_trials(spec) -> list[PlannedTrial]:
     """Every study's trials, each once: a trial's identity is its content, so the BN and GN trials that the paper's
     studies share run once, listed with every study they belong to. A trial that computes the same as another under
-    another name (GN with G = 1 and LN, ...) is marked ``same_as`` it (``orchestrator.dedup``) and does not run."""
+    another name (GN with G = 1 and LN, ...) is marked ``same_as`` it (``orchestrator.spec.dedup``) and does not run."""
     found: dict[str, tuple[TrialConfig, list[str]]] = {}
     for study_name, study in spec.studies.items():
         for config in study_trials(spec, study):

@@ -9,8 +9,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestrator.devices import slug
-from orchestrator.estimate import SHAPE_COLUMNS
+from orchestrator.cost.devices import slug
+from orchestrator.cost.estimate import SHAPE_COLUMNS
 from trainer.storage import Location
 
 CALIBRATION_DIR = "calibration"

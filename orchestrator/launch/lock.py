@@ -23,12 +23,12 @@ from typing import Callable
 
 from trainer.storage import Location
 
-CLAIM_FILE = "launch.json"
+LOCK_FILE = "launch.json"
 HEARTBEAT_SECONDS = 15.0
 LEASE_SECONDS = 120.0
 
 
-class ClaimError(Exception):
+class LockError(Exception):
     """The sweep is being launched elsewhere (one line naming where)."""
 
 
@@ -51,7 +51,7 @@ def pid_alive(pid: int, started: int | None) -> bool:
 
 
 @dataclass
-class Claim:
+class LockHolder:
     id: str
     host: str
     pid: int
@@ -61,7 +61,7 @@ class Claim:
     lease_seconds: float
 
     @classmethod
-    def mine(cls) -> "Claim":
+    def mine(cls) -> "LockHolder":
         now = time.time()
         return cls(uuid.uuid4().hex, socket.gethostname(), os.getpid(), process_start(os.getpid()),
                    datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds"), now, LEASE_SECONDS)
@@ -78,18 +78,18 @@ class Claim:
         return json.dumps(asdict(self), indent=2)
 
 
-def read_claim(path: Location) -> Claim | None:
+def read_lock(path: Location) -> LockHolder | None:
     """The claim at ``path``; None if there is none, or if it is unreadable (claims are written whole, so such a
     file is not a launch's)."""
     try:
-        return Claim(**json.loads(path.read_text()))
+        return LockHolder(**json.loads(path.read_text()))
     except FileNotFoundError:
         return None
     except (OSError, ValueError, TypeError):
         return None
 
 
-def _create_local(path: Location, claim: Claim) -> bool:
+def _create_local(path: Location, claim: LockHolder) -> bool:
     """Create the claim file only if none exists; False if another launch created it first."""
     target = path.as_path()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -105,7 +105,7 @@ def _create_local(path: Location, claim: Claim) -> bool:
 
 
 def _remove_if(path: Location, claim_id: str) -> None:
-    current = read_claim(path)
+    current = read_lock(path)
     if current is not None and current.id != claim_id:
         return
     try:
@@ -117,10 +117,10 @@ def _remove_if(path: Location, claim_id: str) -> None:
         pass
 
 
-class SweepClaim:
+class SweepLock:
     """The live launch's claim: renewed every ``HEARTBEAT_SECONDS`` by a daemon thread, removed by ``release``."""
 
-    def __init__(self, path: Location, claim: Claim, warn: Callable[[str], None]):
+    def __init__(self, path: Location, claim: LockHolder, warn: Callable[[str], None]):
         self.path, self.claim, self.warn = path, claim, warn
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name="gnsweep-claim", daemon=True)
@@ -128,7 +128,7 @@ class SweepClaim:
 
     def _renew(self) -> None:
         while not self._stop.wait(HEARTBEAT_SECONDS):
-            current = read_claim(self.path)
+            current = read_lock(self.path)
             if current is not None and current.id != self.claim.id:
                 self.warn(f"gnsweep: the sweep was claimed by another launch ({current.where()}); stopping this one")
                 os.kill(os.getpid(), signal.SIGTERM)
@@ -145,33 +145,33 @@ class SweepClaim:
         _remove_if(self.path, self.claim.id)
 
 
-def claim_sweep(sweep_dir: Location, name: str, warn: Callable[[str], None]) -> SweepClaim:
-    """Claim ``sweep_dir`` for this launch, taking over a stale claim; raises ClaimError naming where the sweep runs
+def lock_sweep(sweep_dir: Location, name: str, warn: Callable[[str], None]) -> SweepLock:
+    """Claim ``sweep_dir`` for this launch, taking over a stale claim; raises LockError naming where the sweep runs
     if another launch holds it."""
-    path = Location.of(sweep_dir) / CLAIM_FILE
+    path = Location.of(sweep_dir) / LOCK_FILE
     try:
         return _claim(path, name, warn)
     except OSError as e:
-        raise ClaimError(f"--results: cannot write {path}: {str(e).splitlines()[0]}") from None
+        raise LockError(f"--results: cannot write {path}: {str(e).splitlines()[0]}") from None
 
 
-def _claim(path: Location, name: str, warn: Callable[[str], None]) -> SweepClaim:
+def _claim(path: Location, name: str, warn: Callable[[str], None]) -> SweepLock:
     for _ in range(3):
-        current = read_claim(path)
+        current = read_lock(path)
         if current is not None and current.live():
-            raise ClaimError(f"sweep {name!r} is already being launched ({current.where()}; claim {path}); wait "
+            raise LockError(f"sweep {name!r} is already being launched ({current.where()}; claim {path}); wait "
                              f"for that launch to end or stop it, then launch again")
         if current is not None or path.exists():
             _remove_if(path, current.id if current else "")
-        mine = Claim.mine()
+        mine = LockHolder.mine()
         if path.local:
             if not _create_local(path, mine):
                 continue  # another launch was quicker: look at its claim
         else:
             path.write_text(mine.text())
-            if (read_claim(path) or mine).id != mine.id:
+            if (read_lock(path) or mine).id != mine.id:
                 continue
-        return SweepClaim(path, mine, warn)
-    current = read_claim(path)
-    raise ClaimError(f"sweep {name!r} is being claimed by another launch ({current.where() if current else '?'}; "
+        return SweepLock(path, mine, warn)
+    current = read_lock(path)
+    raise LockError(f"sweep {name!r} is being claimed by another launch ({current.where() if current else '?'}; "
                      f"claim {path}); launch again later")

@@ -12,9 +12,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from trainer import scratch
-from trainer.manifest import DataError
-from trainer.progress import Progress
+from trainer.data import scratch
+from trainer.data.manifest import DataError
+from trainer.data.progress import Progress
 from trainer.storage import file_digest
 
 TINY_IMAGENET_URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"

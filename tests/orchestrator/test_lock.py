@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from orchestrator.claim import CLAIM_FILE, Claim, ClaimError, claim_sweep, process_start
+from orchestrator.launch.lock import LOCK_FILE, LockHolder, LockError, lock_sweep, process_start
 from trainer.storage import Location
 
 
@@ -17,7 +17,7 @@ def plant(sweep_dir, **fields) -> dict:
     claim = {"id": "f" * 32, "host": "node-b.example", "pid": 4242, "pid_started": None,
              "since": "2026-12-01T10:00:00+00:00", "heartbeat": time.time(), "lease_seconds": 120.0, **fields}
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / CLAIM_FILE).write_text(json.dumps(claim))
+    (sweep_dir / LOCK_FILE).write_text(json.dumps(claim))
     return claim
 
 
@@ -29,52 +29,52 @@ def dead_pid() -> int:
 
 def test_live_claim_of_another_host_is_refused_naming_it(tmp_path):
     plant(tmp_path)
-    before = (tmp_path / CLAIM_FILE).read_bytes()
-    with pytest.raises(ClaimError, match=r"host node-b\.example, pid 4242, since 2026-12-01T10:00:00\+00:00"):
-        claim_sweep(Location.of(tmp_path), "s", print)
-    assert (tmp_path / CLAIM_FILE).read_bytes() == before
+    before = (tmp_path / LOCK_FILE).read_bytes()
+    with pytest.raises(LockError, match=r"host node-b\.example, pid 4242, since 2026-12-01T10:00:00\+00:00"):
+        lock_sweep(Location.of(tmp_path), "s", print)
+    assert (tmp_path / LOCK_FILE).read_bytes() == before
 
 
 def test_expired_lease_of_another_host_is_taken_over(tmp_path):
     plant(tmp_path, heartbeat=time.time() - 3600)
-    held = claim_sweep(Location.of(tmp_path), "s", print)
+    held = lock_sweep(Location.of(tmp_path), "s", print)
     try:
-        mine = json.loads((tmp_path / CLAIM_FILE).read_text())
+        mine = json.loads((tmp_path / LOCK_FILE).read_text())
         assert (mine["host"], mine["pid"]) == (socket.gethostname(), os.getpid())
-        with pytest.raises(ClaimError, match=f"pid {os.getpid()}"):
-            claim_sweep(Location.of(tmp_path), "s", print)  # and now it is live
+        with pytest.raises(LockError, match=f"pid {os.getpid()}"):
+            lock_sweep(Location.of(tmp_path), "s", print)  # and now it is live
     finally:
         held.release()
-    assert not (tmp_path / CLAIM_FILE).exists()
+    assert not (tmp_path / LOCK_FILE).exists()
 
 
 @pytest.mark.parametrize("case", ["dead pid", "reused pid", "unreadable"])
 def test_stale_claim_on_this_host_is_taken_over(tmp_path, case):
     if case == "unreadable":
-        tmp_path.joinpath(CLAIM_FILE).write_text("{not json")
+        tmp_path.joinpath(LOCK_FILE).write_text("{not json")
     else:
         # a reused pid: a live process that started after the one the claim names
         pid, started = (dead_pid(), None) if case == "dead pid" else (os.getpid(), process_start(os.getpid()) - 1)
         plant(tmp_path, host=socket.gethostname(), pid=pid, pid_started=started, heartbeat=time.time())
-    claim_sweep(Location.of(tmp_path), "s", print).release()
+    lock_sweep(Location.of(tmp_path), "s", print).release()
 
 
 def test_live_process_on_this_host_holds_its_claim_whatever_its_heartbeat(tmp_path):
     plant(tmp_path, host=socket.gethostname(), pid=os.getpid(), pid_started=process_start(os.getpid()),
           heartbeat=time.time() - 3600)
-    with pytest.raises(ClaimError, match="already being launched"):
-        claim_sweep(Location.of(tmp_path), "s", print)
+    with pytest.raises(LockError, match="already being launched"):
+        lock_sweep(Location.of(tmp_path), "s", print)
 
 
 def test_claim_dataclass_round_trips(tmp_path):
-    claim = Claim.mine()
-    assert Claim(**json.loads(claim.text())) == claim and claim.live()
+    claim = LockHolder.mine()
+    assert LockHolder(**json.loads(claim.text())) == claim and claim.live()
 
 
 def test_unwritable_results_is_one_line_naming_the_claim(tmp_path):
     (tmp_path / "results").write_text("a file where the results directory should be")
-    with pytest.raises(ClaimError, match=f"^--results: cannot write {tmp_path}/results/s/{CLAIM_FILE}: "):
-        claim_sweep(Location.of(tmp_path / "results" / "s"), "s", print)
+    with pytest.raises(LockError, match=f"^--results: cannot write {tmp_path}/results/s/{LOCK_FILE}: "):
+        lock_sweep(Location.of(tmp_path / "results" / "s"), "s", print)
 
 
 def test_launch_whose_claim_was_taken_over_stops_itself(tmp_path, monkeypatch):
@@ -82,13 +82,13 @@ def test_launch_whose_claim_was_taken_over_stops_itself(tmp_path, monkeypatch):
     sends itself SIGTERM, which a launch turns into a clean stop; releasing leaves the other launch's claim alone."""
     import signal
 
-    from orchestrator import claim as claim_module
+    from orchestrator.launch import lock as lock_module
 
-    monkeypatch.setattr(claim_module, "HEARTBEAT_SECONDS", 0.05)
+    monkeypatch.setattr(lock_module, "HEARTBEAT_SECONDS", 0.05)
     received, warnings = [], []
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: received.append(signum))
     try:
-        held = claim_sweep(Location.of(tmp_path), "s", warnings.append)
+        held = lock_sweep(Location.of(tmp_path), "s", warnings.append)
         other = plant(tmp_path)
         deadline = time.monotonic() + 10
         while not received and time.monotonic() < deadline:
@@ -97,4 +97,4 @@ def test_launch_whose_claim_was_taken_over_stops_itself(tmp_path, monkeypatch):
     finally:
         signal.signal(signal.SIGTERM, previous)
     assert received == [signal.SIGTERM] and "claimed by another launch (host node-b.example" in warnings[0]
-    assert json.loads((tmp_path / CLAIM_FILE).read_text()) == other
+    assert json.loads((tmp_path / LOCK_FILE).read_text()) == other

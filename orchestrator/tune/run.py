@@ -8,7 +8,7 @@ from pathlib import Path
 
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-# gnsweep handles Ctrl-C itself (orchestrator.interrupts); Tune's handler would end fit() with exit 0 and restore advice
+# gnsweep handles Ctrl-C itself (orchestrator.launch.interrupts); Tune's handler would end fit() with exit 0 and restore advice
 os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true", "PYTHONUNBUFFERED": "1"}
@@ -28,7 +28,7 @@ def run_trial(config: dict) -> None:
     cpus = max(1, int(resources.get("CPU", 1)))
     gpu = float(resources.get("GPU", 0)) / trial.replicas  # each replica's share of its device: its memory limit
 
-    from orchestrator.metrics import TrialGauges
+    from orchestrator.tune.metrics import TrialGauges
 
     gauges = TrialGauges(config.get("sweep", ""), config["trial"]["key"], trial.norm, trial.batch_size)
 

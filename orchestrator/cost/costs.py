@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import json
 
-from orchestrator import devices
-from orchestrator.calibration import read_calibration
-from orchestrator.estimate import Estimator, TrialEstimate, data_shape, fmt_seconds
-from orchestrator.remaining import remaining
-from orchestrator.schedule import Job, capacity_bound, longest_first, makespan, simulate, slots
+from orchestrator.cost import devices
+from orchestrator.cost.calibration import read_calibration
+from orchestrator.cost.estimate import Estimator, TrialEstimate, data_shape, fmt_seconds
+from orchestrator.cost.remaining import remaining
+from orchestrator.cost.schedule import Job, capacity_bound, longest_first, makespan, simulate, slots
 from results.shared_runs import PLAN_FILE, read_plan
 from trainer.storage import Location, StorageError
 
@@ -25,7 +25,7 @@ def wants_gpu(spec) -> bool:
     return any(spec.resources_for(b)["gpu"] > 0 for s in spec.studies.values() for b in s.batch_size)
 
 
-def pick_cluster(gpus: int | None, cpus: int | None, address: str | None) -> devices.Cluster:
+def pick_cluster(gpus: int | None, cpus: int | None, address: str | None) -> devices.ClusterShape:
     if gpus or cpus:
         return devices.what_if(gpus, cpus)
     if address:
@@ -39,12 +39,12 @@ def pick_cluster(gpus: int | None, cpus: int | None, address: str | None) -> dev
     return devices.this_machine()
 
 
-def on_cpus(spec, cluster: devices.Cluster, gpus: int | None, cpus: int | None) -> bool:
+def on_cpus(spec, cluster: devices.ClusterShape, gpus: int | None, cpus: int | None) -> bool:
     """Whether the estimate is for CPUs: the trials ask for none, or the user asked about CPUs only."""
     return not wants_gpu(spec) or bool(cpus and not gpus)
 
 
-def pick_device(spec, cluster: devices.Cluster, asked: str | None, cpu: bool = False) -> tuple[str, str]:
+def pick_device(spec, cluster: devices.ClusterShape, asked: str | None, cpu: bool = False) -> tuple[str, str]:
     """The device the estimate is for, and why that one."""
     if asked:
         return asked, "asked with --device"
@@ -83,7 +83,7 @@ def _hours(spec, trials, ests: dict[str, TrialEstimate], gpu: bool) -> float:
                for t in trials if t.key in ests) / 3600
 
 
-def wall_lines(spec, trials, ests: dict[str, TrialEstimate], cluster: devices.Cluster,
+def wall_lines(spec, trials, ests: dict[str, TrialEstimate], cluster: devices.ClusterShape,
                max_concurrent: int | None, unit: str, cpu: bool = False) -> list[str]:
     """The wall time on ``cluster`` longest first against plan order, the lower bound, the longest trials' share
     (``cpu``: the trials' GPU requests are left out, as for trials run on CPUs)."""
@@ -116,14 +116,14 @@ def wall_lines(spec, trials, ests: dict[str, TrialEstimate], cluster: devices.Cl
     ]
 
 
-def devices_fit(job: Job, cluster: devices.Cluster) -> bool:
+def devices_fit(job: Job, cluster: devices.ClusterShape) -> bool:
     return any(n.get("CPU", 0) + 1e-9 >= job.cpu and n.get("GPU", 0) + 1e-9 >= job.gpu for n in cluster.nodes)
 
 
 def dry_run_lines(spec, trials, *, results, data_dir, address=None, gpus=None, cpus=None, device=None,
                   max_concurrent=None) -> list[str]:
     """The plan with each trial's estimated time per epoch and in all, then the totals."""
-    from orchestrator.plan import format_plan
+    from orchestrator.spec.plan import format_plan
     from trainer.data import check_dataset
 
     shape = data_shape(spec.dataset, data_dir)
@@ -171,9 +171,9 @@ def order_and_record(sweep_dir: Location, spec, trials, pending, dataset_dir, *,
 
 
 def record_plan(sweep_dir: Location, spec, trials, ests: dict[str, TrialEstimate], device: str, est: Estimator,
-                cluster: devices.Cluster) -> None:
+                cluster: devices.ClusterShape) -> None:
     """``plan.json``: the launch's estimate of every trial and who shares whose run, merged over launches."""
-    from orchestrator.dedup import why_same
+    from orchestrator.spec.dedup import why_same
 
     by_key = {t.key: t for t in trials}
     old = read_plan(sweep_dir).get("trials", {})

@@ -1,6 +1,6 @@
 """The sweep spec as pydantic models: what a valid spec is. Validation beyond the types is in
-``orchestrator.validation``, the wording of problems in ``orchestrator.spec_problems``, reading the YAML file in
-``orchestrator.spec_file``.
+``orchestrator.spec.validation``, the wording of problems in ``orchestrator.spec.problems``, reading the YAML file in
+``orchestrator.spec.file``.
 
 Imports neither TensorFlow nor Ray, so a bad spec is refused in well under a second and before anything starts.
 """
@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt
 
 from normalization import NORM_KINDS
-from orchestrator.spec_problems import SpecError, describe  # noqa: F401 - SpecError: the spec's error type
+from orchestrator.spec.problems import SpecError, describe  # noqa: F401 - SpecError: the spec's error type
 from trainer.config import PRECISIONS, TrainSettings
 from trainer.models import MODEL_NAMES, default_groups
 

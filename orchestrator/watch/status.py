@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from orchestrator.costs import fmt_left, status_remaining
+from orchestrator.cost.costs import fmt_left, status_remaining
 from results import store
 from results.schema import ENDED_STATUSES
 from results.shared_runs import expand_shared

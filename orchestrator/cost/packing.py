@@ -9,7 +9,7 @@ from trainer.peak_memory import estimated_peak_bytes
 
 DEFAULT_GPU_MEMORY_GIB = 16.0  # the smallest data-centre GPU a spec is sized for unless it says (V100 16 GB, T4)
 TINY_IMAGENET_SIZE = 64
-DIGITS_SIZE = 16  # the built-in digits as trainer.data prepares them
+DIGITS_SIZE = 16  # the built-in digits as trainer.data.preparation prepares them
 
 
 def nominal_image_size(dataset: str) -> int:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 from trainer.storage import Location
 
 if TYPE_CHECKING:
-    from orchestrator.spec import SweepSpec
+    from orchestrator.spec.model import SweepSpec
 
 
 class ClusterError(Exception):

@@ -1,10 +1,7 @@
-"""Dataset preparation: Tiny ImageNet (directory or official zip) or the built-in digits, written as TFRecord shards.
+"""Preparing a dataset: a spec's ``dataset`` value checked, resolved to a prepared directory, and prepared on demand
+(Tiny ImageNet directory or official zip, or the built-in digits) as TFRecord shards plus ``dataset.json``.
 
-A prepared dataset is a directory of ``<split>-NNNNN-of-NNNNN.tfrecord`` shards holding the original JPEG bytes
-(features ``image``, ``label``, ``name``) plus ``dataset.json`` (``DatasetInfo``). Both sources take the same path
-from there on. This module is the entry point (prepare, resolve a spec's dataset) and re-exports the names of the
-modules that hold each part: ``manifest`` (dataset.json and its checks), ``sources`` and ``trees`` (reading raw
-datasets), ``shards`` (writing), ``download``. TensorFlow is imported only inside the functions that need it.
+TensorFlow is imported only inside the functions that need it.
 """
 from __future__ import annotations
 
@@ -16,16 +13,10 @@ from contextlib import ExitStack
 from dataclasses import asdict
 from pathlib import Path
 
-from trainer import scratch
-from trainer.download import CONNECT_TIMEOUT_S, TINY_IMAGENET_BYTES, TINY_IMAGENET_MD5, TINY_IMAGENET_URL, download
-from trainer.manifest import FORMAT_VERSION, INFO_FILE, LABEL_RULE, DataError, DatasetInfo, load_info, verify
-from trainer.shards import MAX_SHARDS, MIN_SHARD_EXAMPLES, default_shards, write_shards
-from trainer.sources import DIGITS_SIZE, DIGITS_SOURCE, MAX_IMAGE_BYTES, MAX_TEXT_BYTES, canonical_source, open_source
-
-__all__ = ["CONNECT_TIMEOUT_S", "DIGITS_SIZE", "DIGITS_SOURCE", "FORMAT_VERSION", "INFO_FILE", "LABEL_RULE",
-           "MAX_IMAGE_BYTES", "MAX_SHARDS", "MAX_TEXT_BYTES", "MIN_SHARD_EXAMPLES", "TINY_IMAGENET_BYTES",
-           "TINY_IMAGENET_MD5", "TINY_IMAGENET_URL", "DataError", "DatasetInfo", "check_dataset", "download",
-           "load_info", "prepare", "resolve_dataset", "verify"]
+from trainer.data import scratch
+from trainer.data.manifest import INFO_FILE, DataError, DatasetInfo, load_info
+from trainer.data.shards import MAX_SHARDS, default_shards, write_shards
+from trainer.data.sources import canonical_source, open_source
 
 
 def check_dataset(spec_dataset: str) -> str | None:

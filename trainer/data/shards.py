@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.manifest import LABEL_RULE, DataError, DatasetInfo, shard_file
-from trainer.progress import Progress
-from trainer.sources import Entry, Source, some
+from trainer.data.manifest import LABEL_RULE, DataError, DatasetInfo, shard_file
+from trainer.data.progress import Progress
+from trainer.data.sources import Entry, Source, some
 from trainer.storage import file_digest
-from trainer.tfrecord import example
-from trainer.trees import Unreadable
+from trainer.data.tfrecord import example
+from trainer.data.trees import Unreadable
 
 MAX_SHARDS = {"train": 16, "val": 4}
 MIN_SHARD_EXAMPLES = 250

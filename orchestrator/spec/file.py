@@ -10,9 +10,9 @@ from pathlib import Path
 
 import yaml
 
-from orchestrator.spec import SweepSpec
-from orchestrator.spec_problems import refuse
-from orchestrator.validation import parse_spec
+from orchestrator.spec.model import SweepSpec
+from orchestrator.spec.problems import refuse
+from orchestrator.spec.validation import parse_spec
 
 MAX_SPEC_BYTES = 1 << 20  # a spec is a few hundred bytes; a bigger file is not a spec
 SPEC_READ_SECONDS = 5  # a FIFO whose writer never finishes is not a spec either

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from orchestrator.cluster import ClusterError, check_shared_storage, cluster_problems
-from orchestrator.plan import PlannedTrial, format_plan, plan_trials, study_kinds
+from orchestrator.launch.cluster import ClusterError, check_shared_storage, cluster_problems
+from orchestrator.spec.plan import PlannedTrial, format_plan, plan_trials, study_kinds
 from trainer.storage import Location, StorageError
 
 FINISHED = ("completed", "diverged")
@@ -73,8 +73,8 @@ def pending_trials(sweep_dir: Location, trials: list[PlannedTrial]) -> tuple[lis
 def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
     import ray
 
-    from orchestrator import network
-    from orchestrator.tuning import WORKER_ENV
+    from orchestrator.launch import network
+    from orchestrator.tune.run import WORKER_ENV
 
     # Inside a Ray job whose runtime env already sets these, setting them again would be a merge conflict.
     env_vars = {k: v for k, v in WORKER_ENV.items() if k not in os.environ}
@@ -93,9 +93,29 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
         echo(f"Ray dashboard: http://{ctx.dashboard_url}")
 
 
-def _run_on_ray(spec, trials, runs, pending, prior, sweep_dir, dataset_dir, opts: LaunchOptions, echo,
-                catcher) -> None:
+@dataclass
+class SweepRun:
+    """One launch of one sweep: the spec and its planned trials, where results go, the prepared data, the options,
+    where lines are printed and the Ctrl-C/SIGTERM catcher."""
+
+    spec: object
+    trials: list[PlannedTrial]
+    sweep_dir: Location
+    dataset_dir: Path
+    opts: LaunchOptions
+    echo: Callable[[str], None]
+    catcher: object
+
+    @property
+    def runs(self) -> list[PlannedTrial]:
+        """The trials that run; the others share one of these runs (orchestrator.spec.dedup)."""
+        return [t for t in self.trials if t.runs]
+
+
+def _run_on_ray(run: SweepRun, pending: list[PlannedTrial], prior: dict) -> None:
     """Check the cluster, order the pending runs longest first, and run them with the results writer."""
+    spec, trials, runs, sweep_dir, dataset_dir, opts, echo, catcher = (
+        run.spec, run.trials, run.runs, run.sweep_dir, run.dataset_dir, run.opts, run.echo, run.catcher)
     problems = cluster_problems(spec)
     if problems:
         raise LaunchError("\n".join(problems))
@@ -103,11 +123,11 @@ def _run_on_ray(spec, trials, runs, pending, prior, sweep_dir, dataset_dir, opts
         check_shared_storage(sweep_dir, dataset_dir, echo)
     except ClusterError as e:
         raise LaunchError(str(e)) from None
-    from orchestrator.callback import ResultsWriter
-    from orchestrator.costs import order_and_record
-    from orchestrator.metrics import SweepGauges
-    from orchestrator.progress import ProgressPrinter
-    from orchestrator.tuning import run_trials
+    from orchestrator.tune.results_writer import ResultsWriter
+    from orchestrator.cost.costs import order_and_record
+    from orchestrator.tune.metrics import SweepGauges
+    from orchestrator.tune.progress import ProgressPrinter
+    from orchestrator.tune.run import run_trials
 
     pending, line = order_and_record(sweep_dir, spec, trials, pending, dataset_dir, results=opts.results,
                                      device=opts.device)
@@ -151,8 +171,8 @@ def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
 
 def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], None] = print) -> int:
     """Run a sweep; returns the exit status (0 ok, 1 failed trials, 130/143 stopped by SIGINT/SIGTERM). Raises
-    SpecError / LaunchError / DataError / NetworkError / ClaimError for bad input before anything starts."""
-    from orchestrator import interrupts
+    SpecError / LaunchError / DataError / NetworkError / LockError for bad input before anything starts."""
+    from orchestrator.launch import interrupts
 
     with interrupts.catch() as catcher:
         try:
@@ -166,19 +186,19 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
 
 
 def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher) -> int:
-    from orchestrator.claim import claim_sweep
-    from orchestrator.network import check_exposure
-    from orchestrator.spec_file import load_spec
+    from orchestrator.launch.lock import lock_sweep
+    from orchestrator.launch.network import check_exposure
+    from orchestrator.spec.file import load_spec
 
     spec = load_spec(spec_path, check_dataset=not opts.dry_run)
     if not (opts.address or os.environ.get("RAY_ADDRESS")):
         check_exposure(opts.dashboard, opts.dashboard_host, opts.allow_open_network, echo)
     trials = plan_trials(spec)
-    from orchestrator.packing import memory_warnings
+    from orchestrator.cost.packing import memory_warnings
 
     warnings = [f"warning: {spec_path}: {w}" for w in memory_warnings(spec)]
     if opts.dry_run:
-        from orchestrator.costs import dry_run_lines
+        from orchestrator.cost.costs import dry_run_lines
 
         for line in dry_run_lines(spec, trials, results=opts.results, data_dir=opts.data_dir, address=opts.address,
                                   gpus=opts.gpus, cpus=opts.cpus, device=opts.device,
@@ -198,16 +218,16 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
         raise LaunchError(f"--results {e}") from None
     dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve()).resolve()
     data.verify(dataset_dir, data.load_info(dataset_dir))
-    claim = claim_sweep(sweep_dir, spec.name, warn=lambda line: echo(line))
+    claim = lock_sweep(sweep_dir, spec.name, warn=lambda line: echo(line))
     try:
-        return _run(spec, trials, sweep_dir, dataset_dir, opts, echo, catcher)
+        return _run(SweepRun(spec, trials, sweep_dir, dataset_dir, opts, echo, catcher))
     finally:
         claim.release()
 
 
-def _run(spec, trials, sweep_dir: Location, dataset_dir: Path, opts: LaunchOptions, echo, catcher) -> int:
+def _run(run: SweepRun) -> int:
+    spec, trials, runs, sweep_dir, opts, echo = run.spec, run.trials, run.runs, run.sweep_dir, run.opts, run.echo
     check_fingerprint(sweep_dir, spec, trials)
-    runs = [t for t in trials if t.runs]  # the others share one of these runs (orchestrator.dedup)
     pending, prior = pending_trials(sweep_dir, runs)
     if not pending:
         echo(f"all {len(runs)} trials are finished; nothing to run")
@@ -217,8 +237,8 @@ def _run(spec, trials, sweep_dir: Location, dataset_dir: Path, opts: LaunchOptio
 
         try:
             start_ray(opts, echo)
-            catcher.install()  # ray.init replaced the SIGTERM handler
-            _run_on_ray(spec, trials, runs, pending, prior, sweep_dir, dataset_dir, opts, echo, catcher)
+            run.catcher.install()  # ray.init replaced the SIGTERM handler
+            _run_on_ray(run, pending, prior)
         finally:
             ray.shutdown()
     table, failed = summary(sweep_dir, [t.key for t in runs])

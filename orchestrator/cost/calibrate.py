@@ -1,6 +1,6 @@
 """``gnsweep calibrate SPEC``: time a few dozen training steps of each distinct trial shape of a spec on this
 machine's device, through the real input pipeline and the trainer's own model and compile settings, and store the
-figures in the device's calibration table (``orchestrator.calibration``) for every later estimate.
+figures in the device's calibration table (``orchestrator.cost.calibration``) for every later estimate.
 
 Measured per shape: steady steps per second (after a warm-up that traces, compiles and fills the data cache),
 the fixed cost of each epoch's ``fit`` call, validation seconds per image, one checkpoint save, the start-up of a
@@ -18,9 +18,9 @@ from typing import Callable
 
 import numpy as np
 
-from orchestrator.calibration import write_calibration
-from orchestrator.devices import local_device
-from orchestrator.estimate import DataShape, data_shape, precision_of, shape_key
+from orchestrator.cost.calibration import write_calibration
+from orchestrator.cost.devices import local_device
+from orchestrator.cost.estimate import DataShape, data_shape, precision_of, shape_key
 
 STEPS = 40
 VAL_BATCHES = 4
@@ -29,7 +29,7 @@ GENERATED = {"train": 2048, "val": 512}
 
 def shapes_of(spec) -> list:
     """One trial config per distinct (model, norm, batch size, replicas, precision) among the runs of the spec."""
-    from orchestrator.plan import plan_trials
+    from orchestrator.spec.plan import plan_trials
 
     seen: dict[tuple, object] = {}
     for t in plan_trials(spec):
@@ -193,7 +193,7 @@ def calibrate(spec, *, results, data_dir: Path, steps: int = STEPS, echo: Callab
     import tensorflow as tf
 
     import_seconds = time.perf_counter() - t0
-    from trainer.pipeline import InputPipeline
+    from trainer.data.pipeline import InputPipeline
     from trainer.train import configure_tensorflow
 
     cpus = float(spec.resources.cpu)

@@ -1,0 +1,10 @@
+"""The Ray Tune glue, and the only place that knows Tune: ``run`` turns planned trials into one Tune run (resources,
+retries, resume from checkpoints) over ``trainer.train_trial``; ``results_writer`` is the driver-side callback that
+writes each reported epoch and each ended trial to the results store; ``metrics`` exports Ray gauges; ``progress``
+prints one line per event.
+"""
+from orchestrator.tune.progress import ProgressPrinter
+from orchestrator.tune.results_writer import ResultsWriter
+from orchestrator.tune.run import WORKER_ENV, run_trials
+
+__all__ = ["ProgressPrinter", "ResultsWriter", "WORKER_ENV", "run_trials"]
