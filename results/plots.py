@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from results.analysis import Study, epoch_curves, study_table
+from results.frames import epoch_curves, study_table
+from results.studies import Study
 from results.paper import NORM_ORDER, PAPER
 from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location

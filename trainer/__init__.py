@@ -5,11 +5,14 @@ Nothing here imports Ray. ``import trainer`` is cheap; TensorFlow loads when a m
 from trainer.config import EpochMetrics, TrainSettings, TrialConfig, TrialOutcome
 
 
-def train_trial(*args, **kwargs):
-    """See ``trainer.train.train_trial``."""
-    from trainer.train import train_trial as _train_trial
+def __getattr__(name: str):
+    """``trainer.train_trial`` is ``trainer.train.train_trial`` itself (its signature and docstring), imported on
+    first use so that ``import trainer`` stays cheap."""
+    if name == "train_trial":
+        from trainer.train import train_trial
 
-    return _train_trial(*args, **kwargs)
+        return train_trial
+    raise AttributeError(f"module 'trainer' has no attribute {name!r}")
 
 
 __all__ = ["EpochMetrics", "TrainSettings", "TrialConfig", "TrialOutcome", "train_trial"]

@@ -38,8 +38,3 @@ def estimated_peak_bytes(model: str, batch_size: int, image_size: tuple[int, int
     activations = elements * (3 * ACT_BYTES[precision] + NORM_BYTES)
     state = params * PARAM_BYTES[precision]
     return int(OVERHEAD * (state + activations) + WORKSPACE_BYTES)
-
-
-def gpu_fraction_needed(model: str, batch_size: int, image_size, precision: str, device_bytes: int) -> float:
-    """The smallest fraction of a device of ``device_bytes`` that holds the estimated peak."""
-    return estimated_peak_bytes(model, batch_size, image_size, precision) / device_bytes
