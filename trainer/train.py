@@ -151,6 +151,12 @@ def train_trial(trial: TrialConfig, dataset_dir: str | Path, checkpoint_dir: str
         raise DeviceMemoryError(message) from None
 
 
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The global seed of one epoch: distinct per (seed, epoch), within NumPy's range (below 2**32) for every seed a
+    spec allows, and unchanged for the seeds that were in range before."""
+    return (seed * 100_003 + epoch) % 2**32
+
+
 def _train(trial: TrialConfig, pipeline, checkpoint_dir, report: Report) -> TrialOutcome:
     import keras
 
@@ -181,7 +187,7 @@ def _train(trial: TrialConfig, pipeline, checkpoint_dir, report: Report) -> Tria
         report(m)
     val_ds = pipeline.val()
     for epoch in range(start, trial.train.epochs):
-        keras.utils.set_random_seed(trial.seed * 100_003 + epoch)
+        keras.utils.set_random_seed(epoch_seed(trial.seed, epoch))
         lr = lr_at(trial, epoch)
         train_ds = pipeline.train(global_batch, seed=trial.seed, epoch=epoch, augment=trial.train.augment)
         t0 = time.perf_counter()

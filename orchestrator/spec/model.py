@@ -18,7 +18,9 @@ from trainer.models import MODEL_NAMES, default_groups
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_TRIALS_LIMIT = 100_000
-MAX_SEED = 2**32 - 1  # NumPy's seed range (keras.utils.set_random_seed)
+# The tables store seeds as int32 (results.schema; a column is never retyped), so a larger seed is refused here rather
+# than failing the trial's first row. Within NumPy's seed range too (keras.utils.set_random_seed).
+MAX_SEED = 2**31 - 1
 
 
 def _check_name(value: str) -> str:

@@ -90,6 +90,7 @@ CASES = [
     ("retries-negative", spec(retries="-1"), "retries", "must be >= 0"),
     ("seed-negative", spec(seeds="[-1]"), "seeds.0", "must be >= 0"),
     ("seed-past-numpy", spec(seeds="[4294967296]"), "seeds.0", "must be <="),
+    ("seed-past-int32", spec(seeds="[0, 2147483648]"), "seeds.1", "must be <= 2147483647"),  # the tables' int32
     ("replicas-0", spec(replicas="0"), "replicas", "must be >= 1"),
     # GPUs
     ("gpu-1.5", spec(resources="{cpu: 1, gpu: 1.5}"), "resources.gpu", "a fraction of a GPU must be at most 1"),

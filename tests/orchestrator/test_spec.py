@@ -259,3 +259,31 @@ def test_importing_the_spec_loads_neither_tensorflow_nor_ray():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_the_largest_seed_a_spec_allows_fits_the_tables_and_the_trainer(tmp_path):
+    """A seed past int32 passed validation and then failed writing its first epoch row (an int32 column); one past
+    42,949 made the trainer's per-epoch seed overflow NumPy's range. The spec's limit is the tables' limit."""
+    from datetime import datetime, timezone
+
+    import keras
+
+    from orchestrator.spec.model import MAX_SEED
+    from orchestrator.spec.plan import plan_trials
+    from orchestrator.tune.results_writer import config_columns
+    from results import store
+    from results.records import EpochRow
+    from trainer.train import epoch_seed
+
+    spec = parse_spec({"name": "s", "dataset": "builtin:digits", "model": "resnet8", "seeds": [MAX_SEED],
+                       "studies": {"a": {"norm": ["bn"], "batch_size": [32]}}})
+    trial = plan_trials(spec)[0]
+    metrics = {"epoch": 1, **{k: 1.0 for k in ("train_loss", "train_err", "val_loss", "val_err", "val_err_top5", "lr",
+                                               "epoch_seconds", "images_per_second")}}
+    row = EpochRow.of(config_columns("s", trial.key, trial.config.to_dict()), metrics, attempt=0, node=None,
+                      recorded_at=datetime.now(timezone.utc))
+    assert store.write_epoch_row(tmp_path, row)
+    assert store.read_epoch_rows(tmp_path)[0].seed == MAX_SEED
+    for epoch in (0, 99):
+        keras.utils.set_random_seed(epoch_seed(MAX_SEED, epoch))  # within NumPy's seed range
+    assert [epoch_seed(7, e) for e in range(3)] == [7 * 100_003 + e for e in range(3)]  # small seeds as before
