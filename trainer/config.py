@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import statistics
 from dataclasses import dataclass
@@ -54,10 +55,11 @@ class TrialConfig:
     replicas: int = 1
     train: TrainSettings = TrainSettings()
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """Readable, stable identity, e.g. ``gn-b32-g32-s0`` (model and settings are fixed per sweep); mixed
-        precision adds ``-bf16`` or ``-fp16``, so float32 keys stay as they were."""
+        precision adds ``-bf16`` or ``-fp16``, so float32 keys stay as they were. Computed once per config: a plan
+        at max_trials asks for it millions of times."""
         parts = [self.norm, f"b{self.batch_size}"]
         if self.groups is not None:
             parts.append(f"g{self.groups}")

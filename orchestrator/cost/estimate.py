@@ -6,6 +6,7 @@ count of the architecture at the device's assumed throughput (``rough``). Import
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,7 @@ def _conv(h: int, w: int, k: int, c_in: int, c_out: int) -> int:
     return h * w * k * k * c_in * c_out
 
 
+@functools.lru_cache(maxsize=64)
 def forward_macs(model: str, image_size: tuple[int, int], num_classes: int) -> tuple[int, int]:
     """Multiply-adds of one image's forward pass through the convolutions and dense layers, and the number of
     those layers (normalization and element-wise ops are not counted), from ``trainer.models``' description."""

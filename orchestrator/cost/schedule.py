@@ -8,6 +8,7 @@ max(longest trial, total work / slots). ``simulate`` replays that list schedulin
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from dataclasses import dataclass
 
 
@@ -24,41 +25,52 @@ def longest_first(items: list, seconds) -> list:
     return sorted(items, key=lambda item: -seconds(item))
 
 
-def _fits(node: dict, job: Job) -> bool:
-    return node["CPU"] + 1e-9 >= job.cpu and node["GPU"] + 1e-9 >= job.gpu
+def _fits(free: list[float], job: Job) -> bool:
+    return free[0] + 1e-9 >= job.cpu and free[1] + 1e-9 >= job.gpu
 
 
 def simulate(jobs: list[Job], nodes: list[dict], max_concurrent: int | None = None) -> dict[str, tuple[float, float]]:
     """Start and end time of each job when, whenever resources free up, the first jobs in ``jobs``' order that fit
-    on some node start there (first fit). Jobs that fit on no node are left out."""
-    free = [{"CPU": float(n.get("CPU", 0.0)), "GPU": float(n.get("GPU", 0.0))} for n in nodes]
-    todo = [j for j in jobs if any(_fits(n, j) for n in free)]
-    running: list[tuple[float, int, int, Job]] = []  # (end, start order, node index, job)
+    on some node start there (first fit). Jobs that fit on no node are left out.
+
+    O(n (S + log n)) for n jobs of S shapes (a sweep has a few: one per resource request): whether a job fits
+    depends only on its shape, so the candidates are the first waiting job of each shape, and once nothing fits
+    anywhere only the node a finished job frees can take one. Under ``max_concurrent`` a freed slot may go to any
+    node, so every node is looked at then (O(S x nodes) per start)."""
+    free = [[float(n.get("CPU", 0.0)), float(n.get("GPU", 0.0))] for n in nodes]
+    queues: dict[tuple[float, float], deque[tuple[int, Job]]] = {}
+    for i, job in enumerate(jobs):
+        if any(_fits(f, job) for f in free):
+            queues.setdefault((job.cpu, job.gpu), deque()).append((i, job))
+    running: list[tuple[float, int, int, Job]] = []  # (end, start order, node index, job): a heap of end times
     times: dict[str, tuple[float, float]] = {}
-    now = 0.0
-    while todo or running:
-        started = True
-        while started:
-            started = False
-            for i, job in enumerate(todo):
-                if max_concurrent is not None and len(running) >= max_concurrent:
-                    break
-                node = next((k for k, n in enumerate(free) if _fits(n, job)), None)
-                if node is None:
-                    continue
-                free[node]["CPU"] -= job.cpu
-                free[node]["GPU"] -= job.gpu
-                heapq.heappush(running, (now + job.seconds, len(times), node, job))
-                times[job.key] = (now, now + job.seconds)
-                del todo[i]
-                started = True
+    now, scope = 0.0, range(len(free))
+    while True:
+        capped = False
+        while True:  # start the first waiting job that fits on a node in scope, on the first such node
+            if max_concurrent is not None and len(running) >= max_concurrent:
+                capped = True
                 break
+            best = None
+            for queue in queues.values():
+                if queue and (best is None or queue[0][0] < best[0][0]):
+                    node = next((k for k in scope if _fits(free[k], queue[0][1])), None)
+                    if node is not None:
+                        best = (queue[0], node, queue)
+            if best is None:
+                break
+            (_, job), node, queue = best
+            queue.popleft()
+            free[node][0] -= job.cpu
+            free[node][1] -= job.gpu
+            heapq.heappush(running, (now + job.seconds, len(times), node, job))
+            times[job.key] = (now, now + job.seconds)
         if not running:
-            break
+            return times
         now, _, node, job = heapq.heappop(running)
-        free[node]["CPU"] += job.cpu
-        free[node]["GPU"] += job.gpu
-    return times
+        free[node][0] += job.cpu
+        free[node][1] += job.gpu
+        scope = range(len(free)) if capped else (node,)
 
 
 def makespan(times: dict[str, tuple[float, float]]) -> float:

@@ -103,3 +103,68 @@ def test_simulation_packs_fractional_gpus_and_skips_what_fits_nowhere():
     times = simulate(jobs, [{"CPU": 4, "GPU": 1}])
     assert set(times) == {"q0", "q1", "q2", "q3"}
     assert makespan(times) == pytest.approx(2.0)
+
+
+def first_fit_by_rescanning(jobs, nodes, max_concurrent=None):
+    """The schedule ``simulate`` must give, written the obvious way (every waiting job against every node after
+    every event: quadratic, kept here as the specification)."""
+    import heapq
+
+    free = [{"CPU": float(n.get("CPU", 0.0)), "GPU": float(n.get("GPU", 0.0))} for n in nodes]
+    fits = lambda n, j: n["CPU"] + 1e-9 >= j.cpu and n["GPU"] + 1e-9 >= j.gpu  # noqa: E731
+    todo = [j for j in jobs if any(fits(n, j) for n in free)]
+    running, times, now = [], {}, 0.0
+    while todo or running:
+        started = True
+        while started:
+            started = False
+            for i, job in enumerate(todo):
+                if max_concurrent is not None and len(running) >= max_concurrent:
+                    break
+                node = next((k for k, n in enumerate(free) if fits(n, job)), None)
+                if node is None:
+                    continue
+                free[node]["CPU"] -= job.cpu
+                free[node]["GPU"] -= job.gpu
+                heapq.heappush(running, (now + job.seconds, len(times), node, job))
+                times[job.key] = (now, now + job.seconds)
+                del todo[i]
+                started = True
+                break
+        if not running:
+            break
+        now, _, node, job = heapq.heappop(running)
+        free[node]["CPU"] += job.cpu
+        free[node]["GPU"] += job.gpu
+    return times
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_simulation_is_first_fit_in_list_order(seed):
+    import random
+
+    rng = random.Random(seed)
+    shapes = [(1, 1), (1, 0.25), (2, 0.5), (4, 1), (1, 0), (3, 2)]
+    jobs = [Job(f"j{i}", float(rng.choice([1, 2, 3, 5.5, rng.uniform(0.5, 9)])), *rng.choice(shapes))
+            for i in range(rng.randint(0, 60))]
+    nodes = [{"CPU": rng.choice([1, 2, 4, 8]), "GPU": rng.choice([0, 1, 2])} for _ in range(rng.randint(1, 4))]
+    cap = rng.choice([None, None, 1, 2, 3, 5])
+    assert simulate(jobs, nodes, cap) == first_fit_by_rescanning(jobs, nodes, cap)
+
+
+def test_simulation_work_grows_linearly_with_the_sweep(monkeypatch):
+    """A spec at max_trials (100,000 trials) left the dry run silent for over 10 minutes: every event rescanned every
+    waiting trial. Counted in fit checks, not timed: doubling the trials doubles the work."""
+    from orchestrator.cost import schedule
+
+    checks = []
+    fits = schedule._fits
+    monkeypatch.setattr(schedule, "_fits", lambda *a: checks.append(1) or fits(*a))
+
+    def work(n: int) -> int:
+        checks.clear()
+        simulate([Job(f"j{i}", 1.0 + i % 7, 1, 0.25 if i % 3 else 1.0) for i in range(n)], [{"CPU": 4, "GPU": 2}] * 3)
+        return len(checks)
+
+    small, large = work(2000), work(4000)
+    assert large < 2.2 * small, (small, large)
