@@ -56,6 +56,7 @@ def launch(
     from orchestrator.launch.network import NetworkError
     from orchestrator.spec.model import SpecError
     from results.store import DamagedResults
+    from orchestrator.tune.address import AddressError
     from trainer.data import DataError
 
     opts = LaunchOptions(results=results, address=address, dry_run=dry_run, max_concurrent=max_concurrent,
@@ -63,7 +64,7 @@ def launch(
                          allow_open_network=allow_open_network, gpus=gpus, cpus=cpus, device=device)
     try:
         code = run_launch(spec, opts, echo=typer.echo)
-    except (SpecError, LaunchError, DataError, DamagedResults, NetworkError, LockError) as e:
+    except (SpecError, LaunchError, DataError, DamagedResults, NetworkError, LockError, AddressError) as e:
         fail(str(e).replace("\n", "\ngnsweep: "))
     raise typer.Exit(code)
 

@@ -25,13 +25,17 @@ def wants_gpu(spec) -> bool:
     return any(spec.resources_for(b)["gpu"] > 0 for s in spec.studies.values() for b in s.batch_size)
 
 
-def pick_cluster(gpus: int | None, cpus: int | None, address: str | None) -> devices.ClusterShape:
+def pick_cluster(gpus: int | None, cpus: int | None, address: tuple[str, str] | None) -> devices.ClusterShape:
+    """The cluster to estimate the wall time on: the one asked about, else the one named (``(address, where it was
+    named)``, see ``orchestrator.tune.address``), else this machine."""
     if gpus or cpus:
         return devices.what_if(gpus, cpus)
     if address:
         import ray
 
-        ray.init(address=address, logging_level="WARNING", log_to_driver=False, configure_logging=True)
+        from orchestrator.tune.address import connect
+
+        connect(*address, logging_level="WARNING", log_to_driver=False, configure_logging=True)
         try:
             return devices.connected_cluster()
         finally:

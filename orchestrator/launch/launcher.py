@@ -74,6 +74,7 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
     import ray
 
     from orchestrator.launch import network
+    from orchestrator.tune.address import connect, named_address
     from orchestrator.tune.run import WORKER_ENV
 
     # Inside a Ray job whose runtime env already sets these, setting them again would be a merge conflict.
@@ -82,9 +83,9 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
                   logging_level="WARNING", configure_logging=True)
     # Join only a cluster the user named (--address, or RAY_ADDRESS as set inside a Ray job); never the "latest
     # cluster" Ray remembers in /tmp/ray/ray_current_cluster, which may be long gone (ray.init would wait on it forever).
-    address = opts.address or os.environ.get("RAY_ADDRESS")
-    if address:
-        ctx = ray.init(address=address, **kwargs)
+    named = named_address(opts.address)
+    if named:
+        ctx = connect(*named, **kwargs)
     else:
         network.bind_to_loopback()
         ctx = ray.init(address="local", include_dashboard=opts.dashboard, dashboard_host=opts.dashboard_host, **kwargs)
@@ -189,9 +190,13 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
     from orchestrator.launch.lock import lock_sweep
     from orchestrator.launch.network import check_exposure
     from orchestrator.spec.file import load_spec
+    from orchestrator.tune.address import check_address, named_address
 
     spec = load_spec(spec_path, check_dataset=not opts.dry_run)
-    if not (opts.address or os.environ.get("RAY_ADDRESS")):
+    named = named_address(opts.address)
+    if named:
+        check_address(*named)
+    else:
         check_exposure(opts.dashboard, opts.dashboard_host, opts.allow_open_network, echo)
     trials = plan_trials(spec)
     from orchestrator.cost.packing import memory_warnings
@@ -200,7 +205,7 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
     if opts.dry_run:
         from orchestrator.cost.costs import dry_run_lines
 
-        for line in dry_run_lines(spec, trials, results=opts.results, data_dir=opts.data_dir, address=opts.address,
+        for line in dry_run_lines(spec, trials, results=opts.results, data_dir=opts.data_dir, address=named,
                                   gpus=opts.gpus, cpus=opts.cpus, device=opts.device,
                                   max_concurrent=opts.max_concurrent):
             echo(line)
