@@ -56,7 +56,7 @@ def launch(
     from orchestrator.launch.network import NetworkError
     from orchestrator.spec.model import SpecError
     from results.store import DamagedResults
-    from orchestrator.tune.address import AddressError
+    from orchestrator.launch.address import AddressError
     from trainer.data import DataError
 
     opts = LaunchOptions(results=results, address=address, dry_run=dry_run, max_concurrent=max_concurrent,
@@ -98,7 +98,8 @@ def status(
     name: str = typer.Argument(..., help="Sweep name."),
     results: str = typer.Option("results", "--results", help=RESULTS_HELP),
     watch: bool = typer.Option(False, "--watch", help="Redraw a table in place until the sweep ends: epoch, latest "
-                               "and best val error, images/s, time left per trial."),
+                               "and best val error, images/s, time left per trial. Ends with status 1 when no launch "
+                               "runs the sweep any more while trials are left."),
     interval: float = typer.Option(2.0, "--interval", min=0.05, help="Seconds between redraws (--watch)."),
 ) -> None:
     """One line per trial: status, epochs done, latest and final error."""
@@ -111,9 +112,11 @@ def status(
         from orchestrator.watch.live import watch as watch_sweep
 
         try:
-            watch_sweep(sweep_location(results, name), interval=interval)
+            gone = watch_sweep(sweep_location(results, name), interval=interval)
         except (WatchError, StorageError, DamagedResults) as e:
             fail(str(e))
+        if gone:
+            fail(gone, code=1)
         return
     try:
         for line in status_lines(sweep_location(results, name)):

@@ -6,41 +6,30 @@ configuration (norm, groups, channels per group, studies) and says in ``same_as`
 """
 from __future__ import annotations
 
-import json
-
 import pandas as pd
 
-from trainer.storage import Location
+from results import store
+from results.records import PlanEntry, PlanRecord
 
-PLAN_FILE = "plan.json"
 ALIAS_COLUMNS = ("norm", "groups", "channels_per_group")
 
 
-def read_plan(sweep_dir) -> dict:
-    """The sweep's ``plan.json`` as written by the launch (``{}`` when there is none or it cannot be read)."""
-    path = Location.of(sweep_dir) / PLAN_FILE
-    try:
-        return json.loads(path.read_text()) if path.exists() else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def aliases(plan: dict) -> dict[str, dict]:
+def aliases(plan: PlanRecord | None) -> dict[str, PlanEntry]:
     """``{alias key: its plan entry}`` for the trials that share another's run."""
-    return {k: v for k, v in plan.get("trials", {}).items() if v.get("same_as")}
+    return {k: e for k, e in plan.trials.items() if e.same_as} if plan is not None else {}
 
 
-def _copy(rows: pd.DataFrame, key: str, entry: dict) -> pd.DataFrame:
+def _copy(rows: pd.DataFrame, key: str, entry: PlanEntry) -> pd.DataFrame:
     out = rows.copy()
     out["trial_key"] = key
     for col in ALIAS_COLUMNS:
         if col in out:
-            value = entry["config"].get(col)
+            value = entry.config.get(col)
             out[col] = pd.Series([value] * len(out), index=out.index, dtype=out[col].dtype)
     if "studies" in out:
-        out["studies"] = [list(entry.get("studies", []))] * len(out)
-    out["same_as"] = entry["same_as"]
-    out["same_why"] = entry.get("why")
+        out["studies"] = [list(entry.studies)] * len(out)
+    out["same_as"] = entry.same_as
+    out["same_why"] = entry.why
     return out
 
 
@@ -49,16 +38,15 @@ def expand_shared(sweep_dir, epochs: pd.DataFrame, trials: pd.DataFrame, *,
     """The epochs and trials tables with each shared trial's rows added (copies of its run's rows under its own
     key and configuration); the added rows have ``same_as`` set, the others null. ``pending_rows`` adds a
     ``pending`` trials row for a shared trial whose run has none yet (for status, which lists every trial)."""
-    shared = aliases(read_plan(sweep_dir))
+    shared = aliases(store.read_plan(sweep_dir))
     epochs, trials = epochs.assign(same_as=None, same_why=None), trials.assign(same_as=None, same_why=None)
     if not shared:
         return epochs, trials
-    extra_e = [_copy(epochs[epochs["trial_key"] == e["same_as"]], k, e) for k, e in shared.items()]
-    extra_t = [_copy(trials[trials["trial_key"] == e["same_as"]], k, e) for k, e in shared.items()]
+    extra_e = [_copy(epochs[epochs["trial_key"] == e.same_as], k, e) for k, e in shared.items()]
+    extra_t = [_copy(trials[trials["trial_key"] == e.same_as], k, e) for k, e in shared.items()]
     if pending_rows:
-        extra_t += [pd.DataFrame([{**{c: e["config"].get(c) for c in ALIAS_COLUMNS}, "trial_key": k,
-                                   "status": "pending", "epochs": 0, "same_as": e["same_as"],
-                                   "same_why": e.get("why")}])
+        extra_t += [pd.DataFrame([{**{c: e.config.get(c) for c in ALIAS_COLUMNS}, "trial_key": k,
+                                   "status": "pending", "epochs": 0, "same_as": e.same_as, "same_why": e.why}])
                     for (k, e), x in zip(shared.items(), extra_t) if not len(x)]
     epochs = pd.concat([epochs, *[x for x in extra_e if len(x)]], ignore_index=True)
     trials = pd.concat([trials, *[x for x in extra_t if len(x)]], ignore_index=True)

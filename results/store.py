@@ -1,12 +1,14 @@
-"""Reading and writing a sweep's Parquet tables and ``sweep.json`` as typed records, one small file per row, each
-appearing atomically, and each checked against its schema when read back.
+"""Reading and writing a sweep's Parquet tables and its JSON files (``sweep.json``, ``plan.json``, ``launch.json``)
+as typed records, one small file per row, each appearing atomically, and each checked against its schema when read
+back.
 
 ``epochs/<trial_key>-e<epoch>.parquet`` holds one epoch of one trial: the first write wins, so re-reported epochs
 (after a crash or resume) can never duplicate a row. ``trials/<trial_key>.parquet`` is replaced whenever the
 trial's status changes. A file is written whole under a hidden name and renamed (locally), or uploaded in one piece
 (object stores), so readers never see a partial file (pyarrow ignores names starting with '.'). A sweep directory is
-a local path or a URI (``trainer.storage``). A file that is not a table of the expected schema (or a ``sweep.json``
-that is not a sweep record) raises DamagedResults naming it: no row is ever made up from a foreign file.
+a local path or a URI (``trainer.storage``). A file that is not a table of the expected schema (or a JSON file with
+a field that is not what gnsweep writes there) raises DamagedResults naming it and the field: no row is ever made up
+from a foreign file.
 """
 from __future__ import annotations
 
@@ -18,13 +20,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from results.records import EpochRow, SweepRecord, TrialRow
+from results.records import EpochRow, LaunchRecord, PlanRecord, SweepRecord, TrialRow, from_json_text
 from results.schema import ADDED_LATER, EPOCH_SCHEMA, TRIAL_SCHEMA
+from results.terminal import terminal_text
 from trainer.storage import Location
 
 EPOCHS = "epochs"
 TRIALS = "trials"
 SWEEP_FILE = "sweep.json"
+PLAN_FILE = "plan.json"
+LAUNCH_FILE = "launch.json"
 Where = str | Path | Location
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
@@ -44,9 +49,9 @@ class DamagedResults(Exception):
 
 
 def _damaged(where: Location, what: str, why: str) -> DamagedResults:
-    why = " ".join(str(why).split())[:200]
-    return DamagedResults(f"{where}: not {what} ({why}); move the file out of the sweep's folder (or restore it "
-                          f"from a backup) and run again")
+    why = terminal_text(" ".join(str(why).split())[:200])
+    return DamagedResults(f"{terminal_text(where)}: not {what} ({why}); move the file out of the sweep's folder (or "
+                          f"restore it from a backup) and run again")
 
 
 def _table(rows: list[dict], schema: pa.Schema) -> pa.Table:
@@ -144,27 +149,60 @@ def read_trial_rows(sweep_dir: Where) -> dict[str, TrialRow]:
     return {r["trial_key"]: TrialRow(**r) for r in _trials(sweep_dir).to_pylist()}
 
 
+def _read_json(where: Location, record_type: type, what: str):
+    """The record in the JSON file ``where``, or None where there is none; DamagedResults naming the file and its
+    first wrong field for anything else (broken JSON, a wrong type, a directory in its place)."""
+    try:
+        if not where.exists():
+            return None
+        text = where.read_text()
+    except (OSError, ValueError) as e:  # IsADirectoryError, UnicodeDecodeError
+        raise _damaged(where, what, e.strerror if isinstance(e, OSError) and e.strerror else e) from None
+    try:
+        return from_json_text(record_type, text)
+    except ValueError as e:
+        raise _damaged(where, what, e) from None
+
+
+def _write_json(where: Location, record) -> None:
+    try:
+        where.write_text(json.dumps(record.to_json(), indent=1))
+    except OSError as e:
+        raise StoreError(f"cannot write {where}: {str(e).splitlines()[0]}") from None
+
+
 def read_sweep(sweep_dir: Where) -> SweepRecord | None:
     """The sweep's ``sweep.json``, or None where there is none."""
-    where = Location.of(sweep_dir) / SWEEP_FILE
-    if not where.exists():
-        return None
-    try:
-        return SweepRecord.from_json(json.loads(where.read_text()))
-    except (ValueError, OSError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise _damaged(where, "a sweep record written by gnsweep launch", e) from None
+    return _read_json(Location.of(sweep_dir) / SWEEP_FILE, SweepRecord, "a sweep record written by gnsweep launch")
 
 
 def write_sweep(sweep_dir: Where, record: SweepRecord) -> None:
-    where = Location.of(sweep_dir) / SWEEP_FILE
-    try:
-        where.write_text(json.dumps(record.to_json(), indent=2))
-    except OSError as e:
-        raise StoreError(f"cannot write {where}: {str(e).splitlines()[0]}") from None
+    _write_json(Location.of(sweep_dir) / SWEEP_FILE, record)
+
+
+def read_plan(sweep_dir: Where) -> PlanRecord | None:
+    """The sweep's ``plan.json`` (estimates, resources, shared runs), or None where there is none."""
+    return _read_json(Location.of(sweep_dir) / PLAN_FILE, PlanRecord, "a plan written by gnsweep launch")
+
+
+def write_plan(sweep_dir: Where, record: PlanRecord) -> None:
+    _write_json(Location.of(sweep_dir) / PLAN_FILE, record)
+
+
+def launch_file(sweep_dir: Where) -> Location:
+    return Location.of(sweep_dir) / LAUNCH_FILE
+
+
+def read_launch(sweep_dir: Where) -> LaunchRecord | None:
+    """The sweep's ``launch.json`` (the claim of the launch that runs it), or None where there is none. Whether it
+    is live is ``LaunchRecord.live``; an impossible claim is never live."""
+    return _read_json(launch_file(sweep_dir), LaunchRecord, "a launch claim written by gnsweep launch")
 
 
 def check_sweep(sweep_dir: Where) -> None:
     """Read every results file of the sweep, raising DamagedResults at the first that is not what it should be."""
     read_sweep(sweep_dir)
+    read_plan(sweep_dir)
+    read_launch(sweep_dir)
     _trials(sweep_dir)
     _epochs(sweep_dir, None)

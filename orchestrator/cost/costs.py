@@ -4,14 +4,13 @@ runs), from which ``gnsweep status`` tells the time left. Nothing here imports T
 connected cluster for its nodes."""
 from __future__ import annotations
 
-import json
-
 from orchestrator.cost import devices
 from orchestrator.cost.calibration import read_calibration
 from orchestrator.cost.estimate import Estimator, TrialEstimate, data_shape, fmt_seconds
 from orchestrator.cost.remaining import remaining
 from orchestrator.cost.schedule import Job, capacity_bound, longest_first, makespan, simulate, slots
-from results.shared_runs import PLAN_FILE, read_plan
+from results import store
+from results.records import PlanEntry, PlanRecord
 from trainer.storage import Location, StorageError
 
 
@@ -25,17 +24,15 @@ def wants_gpu(spec) -> bool:
     return any(spec.resources_for(b)["gpu"] > 0 for s in spec.studies.values() for b in s.batch_size)
 
 
-def pick_cluster(gpus: int | None, cpus: int | None, address: tuple[str, str] | None) -> devices.ClusterShape:
-    """The cluster to estimate the wall time on: the one asked about, else the one named (``(address, where it was
-    named)``, see ``orchestrator.tune.address``), else this machine."""
+def pick_cluster(gpus: int | None, cpus: int | None, address: str | None) -> devices.ClusterShape:
+    """The cluster to estimate the wall time on: the one asked about, else the one at ``address`` (checked by the
+    caller, ``orchestrator.launch.address``), else this machine."""
     if gpus or cpus:
         return devices.what_if(gpus, cpus)
     if address:
         import ray
 
-        from orchestrator.tune.address import connect
-
-        connect(*address, logging_level="WARNING", log_to_driver=False, configure_logging=True)
+        ray.init(address=address, logging_level="WARNING", log_to_driver=False, configure_logging=True)
         try:
             return devices.connected_cluster()
         finally:
@@ -73,8 +70,6 @@ def estimates(spec, trials, shape, device: str, results, sweep_dir=None) -> tupl
     out = {t.key: est.estimate(t.config, trial_resources(spec, t.config)[0]) for t in runs}
     basis = ""
     if sweep_dir is not None and (sweep_dir / "epochs").exists():
-        from results import store
-
         done = store.read_trials(sweep_dir)
         statuses = dict(zip(done["trial_key"], done["status"]))
         out, basis = remaining(out, {t.key: _shape_name(t.config) for t in runs}, store.read_epochs(sweep_dir),
@@ -180,41 +175,40 @@ def record_plan(sweep_dir: Location, spec, trials, ests: dict[str, TrialEstimate
     from orchestrator.spec.dedup import why_same
 
     by_key = {t.key: t for t in trials}
-    old = read_plan(sweep_dir).get("trials", {})
+    old = store.read_plan(sweep_dir)
     entries = {}
     for t in trials:
         cpu, gpu = trial_resources(spec, t.config)
-        entry = {"config": t.config.to_dict(), "studies": list(t.studies), "same_as": t.same_as,
-                 "why": why_same(t.config, by_key[t.same_as].config) if t.same_as else None,
-                 "cpu": cpu, "gpu": gpu, "shape": _shape_name(t.config)}
-        if t.key in ests:
-            e = ests[t.key]
-            entry.update(train_seconds=e.train_seconds, other_seconds=e.other_seconds,
-                         startup_seconds=e.startup_seconds, epochs=t.config.train.epochs, source=e.source)
-        entries[t.key] = entry
-    plan = {"name": spec.name, "device": device, "estimate": est.describe(), "nodes": list(cluster.nodes),
-            "trials": {**old, **entries}}
-    (sweep_dir / PLAN_FILE).write_text(json.dumps(plan, indent=1, default=str))
+        e = ests.get(t.key)
+        estimate = dict(train_seconds=e.train_seconds, other_seconds=e.other_seconds,
+                        startup_seconds=e.startup_seconds, epochs=t.config.train.epochs, source=e.source) if e else {}
+        entries[t.key] = PlanEntry(
+            config=t.config.to_dict(), studies=tuple(t.studies), same_as=t.same_as,
+            why=why_same(t.config, by_key[t.same_as].config) if t.same_as else None, cpu=cpu, gpu=gpu,
+            shape=_shape_name(t.config), **estimate)
+    nodes = tuple({"CPU": float(n.get("CPU", 0.0)), "GPU": float(n.get("GPU", 0.0))} for n in cluster.nodes)
+    store.write_plan(sweep_dir, PlanRecord(spec.name, device, est.describe(), nodes,
+                                           {**(old.trials if old else {}), **entries}))
 
 
 def status_remaining(sweep_dir, epochs, trials) -> tuple[dict[str, float], str]:
     """Seconds left per trial and a summary line, from plan.json's estimates and the measured epochs; ``({}, "")``
     for a sweep launched before estimates were recorded."""
-    plan = read_plan(sweep_dir)
-    entries = {k: v for k, v in plan.get("trials", {}).items() if not v.get("same_as") and "train_seconds" in v}
+    plan = store.read_plan(sweep_dir)
+    entries = {k: e for k, e in plan.trials.items() if not e.same_as and e.estimated} if plan else {}
     if not entries:
         return {}, ""
-    ests = {k: TrialEstimate(k, v["train_seconds"], v["other_seconds"], v["startup_seconds"], v["epochs"],
-                             v["source"]) for k, v in entries.items()}
+    ests = {k: TrialEstimate(k, e.train_seconds, e.other_seconds, e.startup_seconds, e.epochs, e.source)
+            for k, e in entries.items()}
     statuses = dict(zip(trials["trial_key"], trials["status"])) if len(trials) else {}
-    left, basis = remaining(ests, {k: v["shape"] for k, v in entries.items()}, epochs, statuses)
-    jobs = [Job(k, e.total_seconds, entries[k]["cpu"], entries[k]["gpu"]) for k, e in left.items()
+    left, basis = remaining(ests, {k: e.shape for k, e in entries.items()}, epochs, statuses)
+    jobs = [Job(k, e.total_seconds, entries[k].cpu, entries[k].gpu) for k, e in left.items()
             if e.total_seconds > 0]
-    nodes = plan.get("nodes") or [{"CPU": 1.0, "GPU": 0.0}]
+    nodes = [dict(n) for n in plan.nodes] or [{"CPU": 1.0, "GPU": 0.0}]
     wall = makespan(simulate(longest_first(jobs, lambda j: j.seconds), nodes)) if jobs else 0.0
     total = sum(j.seconds for j in jobs)
     line = (f"remaining: {fmt_seconds(total)} of trial time, about {fmt_seconds(wall)} of wall time on the launch's "
-            f"cluster ({plan.get('device', '?')}); from {basis}")
+            f"cluster ({plan.device}); from {basis}")
     return {k: e.total_seconds for k, e in left.items()}, line
 
 

@@ -74,7 +74,7 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
     import ray
 
     from orchestrator.launch import network
-    from orchestrator.tune.address import connect, named_address
+    from orchestrator.launch.address import connect, named_address
     from orchestrator.tune.run import WORKER_ENV
 
     # Inside a Ray job whose runtime env already sets these, setting them again would be a merge conflict.
@@ -130,8 +130,13 @@ def _run_on_ray(run: SweepRun, pending: list[PlannedTrial], prior: dict) -> None
     from orchestrator.tune.progress import ProgressPrinter
     from orchestrator.tune.run import run_trials
 
-    pending, line = order_and_record(sweep_dir, spec, trials, pending, dataset_dir, results=opts.results,
-                                     device=opts.device)
+    from results.store import StoreError
+
+    try:
+        pending, line = order_and_record(sweep_dir, spec, trials, pending, dataset_dir, results=opts.results,
+                                         device=opts.device)
+    except StoreError as e:
+        raise LaunchError(f"--results: {e}") from None
     echo(line)
     writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior)
     progress = ProgressPrinter(len(runs), spec.train.epochs, done_before=len(runs) - len(pending), echo=echo)
@@ -152,8 +157,10 @@ def _run_on_ray(run: SweepRun, pending: list[PlannedTrial], prior: dict) -> None
 
 
 def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
-    """A table of the sweep's trials and the keys of those that failed."""
+    """A table of the sweep's trials and the keys of those that failed (the planned ``keys``; what the results
+    files say is escaped for the terminal)."""
     from results import store
+    from results.terminal import terminal_text
 
     trials = store.read_trial_rows(sweep_dir)
     lines = [f"{'trial':<24} {'status':<10} {'epochs':>6} {'final val err %':>16}  error"]
@@ -164,7 +171,8 @@ def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
             lines.append(f"{key:<24} {'pending':<10} {0:>6} {'-':>16}")
             continue
         err = "-" if r.final_val_err is None or math.isnan(r.final_val_err) else f"{r.final_val_err:.2f}"
-        lines.append(f"{key:<24} {r.status:<10} {r.epochs:>6} {err:>16}  {r.error or ''}")
+        lines.append(f"{key:<24} {terminal_text(r.status):<10} {r.epochs:>6} {err:>16}  "
+                     f"{terminal_text(r.error or '')}")
         if r.status == "failed":
             failed.append(key)
     return "\n".join(lines), failed
@@ -190,13 +198,12 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
     from orchestrator.launch.lock import lock_sweep
     from orchestrator.launch.network import check_exposure
     from orchestrator.spec.file import load_spec
-    from orchestrator.tune.address import check_address, named_address
+    from orchestrator.launch.address import check_address, named_address
 
     spec = load_spec(spec_path, check_dataset=not opts.dry_run)
     named = named_address(opts.address)
-    if named:
-        check_address(*named)
-    else:
+    address = check_address(*named) if named else None
+    if not named:
         check_exposure(opts.dashboard, opts.dashboard_host, opts.allow_open_network, echo)
     trials = plan_trials(spec)
     from orchestrator.cost.packing import memory_warnings
@@ -205,7 +212,7 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
     if opts.dry_run:
         from orchestrator.cost.costs import dry_run_lines
 
-        for line in dry_run_lines(spec, trials, results=opts.results, data_dir=opts.data_dir, address=named,
+        for line in dry_run_lines(spec, trials, results=opts.results, data_dir=opts.data_dir, address=address,
                                   gpus=opts.gpus, cpus=opts.cpus, device=opts.device,
                                   max_concurrent=opts.max_concurrent):
             echo(line)

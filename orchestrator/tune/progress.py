@@ -5,6 +5,8 @@ import time
 
 from ray import tune
 
+from results.terminal import terminal_text
+
 
 def _clock(seconds: float) -> str:
     seconds = int(seconds)
@@ -44,23 +46,24 @@ class ProgressPrinter(tune.Callback):
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.running.add(trial.config["trial"]["key"])
-        self._say(f"started {trial.config['trial']['key']}")
+        self._say(f"started {terminal_text(trial.config['trial']['key'])}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         key = trial.config["trial"]["key"]
         if "epoch" in result:
             self.epochs[key] = max(self.epochs.get(key, 0), int(result["epoch"]))
         if time.monotonic() - self.last >= self.interval:
-            self._say(f"{key} epoch {result.get('epoch')} val_err {result.get('val_err', float('nan')):.1f}%")
+            self._say(f"{terminal_text(key)} epoch {result.get('epoch')} "
+                      f"val_err {result.get('val_err', float('nan')):.1f}%")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         key = trial.config["trial"]["key"]
         self.running.discard(key)
         self.done += 1
-        self._say(f"finished {key}")
+        self._say(f"finished {terminal_text(key)}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         key = trial.config["trial"]["key"]
         self.running.discard(key)
         self.failed += 1
-        self._say(f"FAILED {key}")
+        self._say(f"FAILED {terminal_text(key)}")

@@ -1,5 +1,6 @@
 """``gnsweep status NAME --watch``: a table of the sweep's trials, redrawn in place (Rich) until every planned trial
-has ended; read from the results store, so it works from any machine that sees the results, beside any launch.
+has ended, or no launch runs the sweep any more; read from the results store, so it works from any machine that
+sees the results, beside any launch.
 
 Time left per trial is its recent epoch seconds times the epochs it has left; a trial that has not started yet uses
 the sweep's median epoch time (shown with a ~). Without a terminal (a pipe, a log file) the table is printed again
@@ -14,6 +15,7 @@ import pandas as pd
 
 from results import store
 from results.schema import ENDED_STATUSES
+from results.terminal import terminal_text
 from trainer.storage import Location
 
 RECENT_EPOCHS = 3
@@ -75,20 +77,39 @@ def render(views: list[TrialView], total: int, name: str):
 
     ended = sum(v.status in ENDED_STATUSES for v in views)
     running = sum(v.status == "running" for v in views)
-    table = Table(title=f"sweep {name}: {ended}/{len(views)} trials ended, {running} running", title_justify="left")
+    title = f"sweep {terminal_text(name, markup=True)}: {ended}/{len(views)} trials ended, {running} running"
+    table = Table(title=title, title_justify="left")
     for header, justify in (("trial", "left"), ("status", "left"), ("epoch", "right"), ("latest val %", "right"),
                             ("best val %", "right"), ("images/s", "right"), ("time left", "right")):
         table.add_column(header, justify=justify, no_wrap=True)
     colours = {"completed": "green", "failed": "red", "diverged": "yellow", "running": "cyan"}
     for v in views:
-        table.add_row(v.key, f"[{colours.get(v.status, 'white')}]{v.status}[/]", f"{v.epoch}/{total}",
+        status = f"[{colours.get(v.status, 'white')}]{terminal_text(v.status, markup=True)}[/]"
+        table.add_row(terminal_text(v.key, markup=True), status, f"{v.epoch}/{total}",
                       pct(v.latest), pct(v.best), "-" if v.images_per_second is None else f"{v.images_per_second:.0f}",
                       ("~" if v.status == "pending" and v.seconds_left is not None else "") + _clock(v.seconds_left))
     return table
 
 
-def watch(sweep_dir: store.Where, *, interval: float = 2.0, console=None) -> None:
-    """Redraw until every planned trial has ended (at once for a finished sweep); Ctrl-C stops watching only."""
+def launch_gone(sweep_dir: Location, views: list[TrialView]) -> str | None:
+    """Why watching can end before every trial has: no live launch holds the sweep (``launch.json`` gone, or its
+    process dead, or its lease run out, as after a SIGKILL), so trials shown as running are stale."""
+    if all(v.status in ENDED_STATUSES for v in views):
+        return None
+    claim = store.read_launch(sweep_dir)
+    if claim is not None and claim.live():
+        return None
+    left = sum(v.status not in ENDED_STATUSES for v in views)
+    running = sum(v.status == "running" for v in views)
+    who = "no launch holds it" if claim is None else f"its launch ({terminal_text(claim.where())}) is gone"
+    return (f"sweep {terminal_text(sweep_dir.name)}: {who}; {left} trial(s) not ended"
+            + (f", the {running} shown as running are stale" if running else "")
+            + "; launch the spec again to resume them")
+
+
+def watch(sweep_dir: store.Where, *, interval: float = 2.0, console=None) -> str | None:
+    """Redraw until every planned trial has ended (at once for a finished sweep), or until no launch runs the sweep
+    any more (then returns why, ``launch_gone``); Ctrl-C stops watching only."""
     from rich.console import Console
     from rich.live import Live
 
@@ -104,17 +125,21 @@ def watch(sweep_dir: store.Where, *, interval: float = 2.0, console=None) -> Non
                 console.print(text, markup=False, highlight=False, end="")
                 last = text
             if all(v.status in ENDED_STATUSES for v in views):
-                return
+                return None
+            if gone := launch_gone(sweep_dir, views):
+                return gone
             time.sleep(interval)
             views, total = read_views(sweep_dir)
+    gone = None
     try:
         with Live(render(views, total, sweep_dir.name), console=console, auto_refresh=False) as live:
-            while not all(v.status in ENDED_STATUSES for v in views):
+            while not all(v.status in ENDED_STATUSES for v in views) and not (gone := launch_gone(sweep_dir, views)):
                 time.sleep(interval)
                 views, total = read_views(sweep_dir)
                 live.update(render(views, total, sweep_dir.name), refresh=True)
     except KeyboardInterrupt:
         pass
+    return gone
 
 
 def _plain(console, table) -> str:

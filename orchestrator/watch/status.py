@@ -7,6 +7,7 @@ from orchestrator.cost.costs import fmt_left, status_remaining
 from results import store
 from results.schema import ENDED_STATUSES
 from results.shared_runs import expand_shared
+from results.terminal import terminal_text
 from trainer.storage import Location
 
 
@@ -41,5 +42,6 @@ def status_lines(sweep_dir: store.Where) -> list[str]:
         err = row["error"] if row is not None and isinstance(row["error"], str) else ""  # null reads back as NaN
         err = f"shares the run of {row['same_as']}" if row is not None and isinstance(row["same_as"], str) else err
         time_left = "-" if st in ENDED_STATUSES else fmt_left(left, key)
-        lines.append(f"{key:<24} {st:<10} {n:>6} {last:>9} {final:>8} {time_left:>9}  {err}")
+        lines.append(f"{terminal_text(key):<24} {terminal_text(st):<10} {n:>6} {last:>9} {final:>8} {time_left:>9}  "
+                     f"{terminal_text(err)}")
     return lines + ([left_line] if left_line else [])

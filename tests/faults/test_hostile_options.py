@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.tune.address import AddressError, check_address
+from orchestrator.launch.address import AddressError, check_address
 
 ROOT = Path(__file__).resolve().parents[2]
 GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]

@@ -75,12 +75,10 @@ def test_shared_trials_build_the_same_network_seed_for_seed(alias, canonical):
 
 def test_results_show_a_shared_run_in_every_study(tmp_path):
     """The run's Parquet rows are written once; status and report readers expand them under the alias."""
-    import json
-
     from results import analysis, store
     from orchestrator.tune.results_writer import config_columns
-    from results.records import EpochRow, TrialRow
-    from results.shared_runs import PLAN_FILE, expand_shared, report_lines
+    from results.records import EpochRow, PlanEntry, PlanRecord, TrialRow
+    from results.shared_runs import expand_shared, report_lines
 
     NEW_YEAR = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -99,9 +97,9 @@ def test_results_show_a_shared_run_in_every_study(tmp_path):
             **base, status="completed", epochs=5, final_val_err=53.0, best_val_err=51.0, error=None,
             studies=t.studies, attempts=1, started_at=NEW_YEAR, ended_at=NEW_YEAR, train_seconds=5.0))
     alias = trials["gn-b32-g1-s0"]
-    (tmp_path / PLAN_FILE).write_text(json.dumps({"trials": {alias.key: {
-        "config": alias.config.to_dict(), "studies": list(alias.studies), "same_as": "ln-b32-s0",
-        "why": "GN with G = 1 is LN"}}}))
+    store.write_plan(tmp_path, PlanRecord("d", "CPU", "rough", (), {alias.key: PlanEntry(
+        config=alias.config.to_dict(), studies=alias.studies, same_as="ln-b32-s0", why="GN with G = 1 is LN",
+        cpu=1.0, gpu=0.0, shape="resnet8/gn/b32/r1/float32")}))
     assert sorted(store.read_trials(tmp_path)["trial_key"]) == ["bn-b32-s0", "gn-b32-g8-s0", "ln-b32-s0"]
     epochs, table = expand_shared(tmp_path, store.read_epochs(tmp_path), store.read_trials(tmp_path))
     results = analysis.trial_results(epochs, table)

@@ -9,7 +9,9 @@ import time
 
 import pytest
 
-from orchestrator.launch.lock import LOCK_FILE, LockHolder, LockError, lock_sweep, process_start
+from orchestrator.launch.lock import LOCK_FILE, LockError, lock_sweep, my_claim
+from results import store
+from results.records import LaunchRecord, from_json_text, process_start
 from trainer.storage import Location
 
 
@@ -48,14 +50,11 @@ def test_expired_lease_of_another_host_is_taken_over(tmp_path):
     assert not (tmp_path / LOCK_FILE).exists()
 
 
-@pytest.mark.parametrize("case", ["dead pid", "reused pid", "unreadable"])
+@pytest.mark.parametrize("case", ["dead pid", "reused pid"])
 def test_stale_claim_on_this_host_is_taken_over(tmp_path, case):
-    if case == "unreadable":
-        tmp_path.joinpath(LOCK_FILE).write_text("{not json")
-    else:
-        # a reused pid: a live process that started after the one the claim names
-        pid, started = (dead_pid(), None) if case == "dead pid" else (os.getpid(), process_start(os.getpid()) - 1)
-        plant(tmp_path, host=socket.gethostname(), pid=pid, pid_started=started, heartbeat=time.time())
+    # a reused pid: a live process that started after the one the claim names
+    pid, started = (dead_pid(), None) if case == "dead pid" else (os.getpid(), process_start(os.getpid()) - 1)
+    plant(tmp_path, host=socket.gethostname(), pid=pid, pid_started=started, heartbeat=time.time())
     lock_sweep(Location.of(tmp_path), "s", print).release()
 
 
@@ -66,9 +65,9 @@ def test_live_process_on_this_host_holds_its_claim_whatever_its_heartbeat(tmp_pa
         lock_sweep(Location.of(tmp_path), "s", print)
 
 
-def test_claim_dataclass_round_trips(tmp_path):
-    claim = LockHolder.mine()
-    assert LockHolder(**json.loads(claim.text())) == claim and claim.live()
+def test_claim_record_round_trips(tmp_path):
+    claim = my_claim()
+    assert from_json_text(LaunchRecord, json.dumps(claim.to_json())) == claim and claim.live()
 
 
 def test_unwritable_results_is_one_line_naming_the_claim(tmp_path):

@@ -3,15 +3,20 @@ sweep, follows a running one until it ends, and prints plain tables with each tr
 time left."""
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+
+from orchestrator.launch.lock import lock_sweep
 from orchestrator.watch.live import read_views
 from results import store
 from results.records import EpochRow, TrialRow
+from trainer.storage import Location
 
 GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
 BASE = {"model": "resnet8", "norm": "bn", "batch_size": 32, "groups": None, "channels_per_group": None, "seed": 0}
@@ -79,6 +84,7 @@ def test_running_sweep_is_followed_until_it_ends(tmp_path):
     write_epochs(sweep, "bn-b32-s0", [50])
     write_status(sweep, "bn-b32-s0", "running", 1)
     out = tmp_path / "out.txt"
+    claim = lock_sweep(Location.of(sweep), "w", print)  # this test process is the launch that runs the sweep
     proc = watch(tmp_path, out)
     try:
         deadline = time.monotonic() + 60
@@ -92,6 +98,7 @@ def test_running_sweep_is_followed_until_it_ends(tmp_path):
         assert proc.wait(30) == 0
     finally:
         proc.kill()
+        claim.release()
     text = out.read_text()
     tables = ["sweep w:" + t for t in text.split("sweep w:")[1:]]
     # one table per change, not one per redraw (a read between the test's two writes is a third, real state)
@@ -127,3 +134,69 @@ def test_on_a_terminal_the_table_is_drawn_in_place(tmp_path):
         os.close(master)
     text = b"".join(chunks).decode(errors="replace")
     assert "\x1b[" in text and "sweep w: 1/1 trials ended, 0 running" in text and "bn-b32-s0" in text
+
+
+def killed_launch(sweep: Path) -> int:
+    """A launch that claimed the sweep and was SIGKILLed: its claim stays, naming a pid that is gone."""
+    code = ("import sys; from orchestrator.launch.lock import lock_sweep; from trainer.storage import Location; "
+            "lock_sweep(Location.of(sys.argv[1]), 'w', print); print('claimed', flush=True); sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(sweep)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "claimed"
+    proc.kill()
+    proc.wait()
+    assert (sweep / "launch.json").exists()
+    return proc.pid
+
+
+@pytest.mark.parametrize("how", ["killed", "no claim", "expired lease"])
+def test_watch_ends_when_no_launch_runs_the_sweep(tmp_path, how):
+    """After the launch was SIGKILLed the watch went on for ever: trials stayed "running", "0:00:00 left". Now it
+    ends, status 1, saying the launch is gone and the running trials are stale."""
+    sweep = make_sweep(tmp_path, ["bn-b32-s0", "gn-b32-s0"], epochs=4)
+    write_epochs(sweep, "bn-b32-s0", [50, 40])
+    write_status(sweep, "bn-b32-s0", "running", 2)
+    pid = None
+    if how == "killed":
+        pid = killed_launch(sweep)
+    elif how == "expired lease":
+        (sweep / "launch.json").write_text(json.dumps({
+            "id": "e" * 32, "host": "node-b.example", "pid": 4242, "pid_started": None,
+            "since": "2026-12-01T10:00:00+00:00", "heartbeat": time.time() - 600, "lease_seconds": 120.0}))
+    out = tmp_path / "out.txt"
+    proc = watch(tmp_path, out)
+    try:
+        assert proc.wait(60) == 1, out.read_text()
+    finally:
+        proc.kill()
+    text = out.read_text()
+    last = text.strip().splitlines()[-1]
+    assert text.count("trials ended") == 1 and "0/2 trials ended, 1 running" in text
+    who = {"killed": f"its launch (host {socket.gethostname()}, pid {pid}",
+           "no claim": "no launch holds it", "expired lease": "its launch (host node-b.example, pid 4242"}[how]
+    assert last.startswith(f"gnsweep: sweep w: {who}") and "2 trial(s) not ended" in last, last
+    assert "the 1 shown as running are stale" in last and "Traceback" not in text
+
+
+def test_trial_keys_and_errors_reach_the_terminal_escaped(tmp_path):
+    """A trial key or error with Rich markup or terminal control characters (a forged results file) is shown as
+    text: escapes visible, no colour, no cursor movement, one line per trial."""
+    from orchestrator.watch.status import status_lines
+
+    hostile = "bn-[bold red]x\x1b[2J\x9b31m\u202egnp-\nforged"
+    sweep = make_sweep(tmp_path, [hostile], epochs=2)
+    write_epochs(sweep, hostile, [50, 40])
+    store.write_trial_row(sweep, TrialRow(**{**BASE, "sweep": "w", "trial_key": hostile, "status": "failed",
+                                             "epochs": 2, "final_val_err": None, "best_val_err": None,
+                                             "error": "boom\x1b]0;title\x07[link=x]y[/link]", "studies": ["s"],
+                                             "attempts": 1, "started_at": None, "ended_at": None,
+                                             "train_seconds": 1.0}))
+    shown = "bn-[bold red]x\\x1b[2J\\x9b31m\\u202egnp-\\nforged"
+    lines = status_lines(sweep)
+    assert len(lines) == 2 and lines[1].startswith(shown), lines
+    assert lines[1].endswith("boom\\x1b]0;title\\x07[link=x]y[/link]"), lines
+    out = tmp_path / "out.txt"
+    proc = watch(tmp_path, out)
+    assert proc.wait(60) == 0, out.read_text()
+    text = out.read_text()
+    assert not any(c in text for c in "\x1b\x9b\u202e") and shown in text, text

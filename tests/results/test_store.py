@@ -132,8 +132,10 @@ def test_sweep_record_round_trip_and_damage(tmp_path):
     assert store.read_sweep(tmp_path) == record
     (tmp_path / "sweep.json").write_text('{"name": "s", "fingerprint": {}, "trials": ["k"]}')
     assert store.read_sweep(tmp_path) == SweepRecord("s", {}, ("k",), {})  # launched before kinds were recorded
-    for text, why in [('{"name": "s", "trials": [', "Expecting value"), ("[1]", "a JSON object was expected"),
-                      ('{"name": "s", "trials": [1]}', "'trials' must be a list of trial keys")]:
+    for text, why in [('{"name": "s", "trials": [', "invalid JSON"), ("[1]", r"\(top level\): input should be an object"),
+                      ('{"name": "s", "trials": [1]}', "trials.0: input should be a valid string, got 1"),
+                      ('{"name": "s", "fingerprint": {"train.epochs": "ten"}}',
+                       "fingerprint.train.epochs: input should be a valid integer, got the string 'ten'")]:
         (tmp_path / "sweep.json").write_text(text)
         with pytest.raises(store.DamagedResults, match=f"sweep.json: not a sweep record written by gnsweep launch "
                                                        f"\\(.*{why}"):
