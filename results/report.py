@@ -1,7 +1,8 @@
 """``gnsweep report NAME``: the sweep's tables, claims and figures beside the paper's numbers, as one markdown file.
 
 The report reads whatever the sweep has recorded so far, so it works while trials run or after some failed; every
-trial that is not completed with FINAL_EPOCHS epochs is listed, and every sentence says what was measured.
+trial whose numbers are not final is listed by why (stopped, not finished yet, completed on fewer than FINAL_EPOCHS
+epochs), and every sentence says what was measured.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pandas as pd
 
 from results import analysis, html, store
 from results.analysis import Study
+from results.frames import short_trials, stopped_trials, unfinished_trials
 from results.paper import references_for
 from results.plots import draw_figures
 from results.shared_runs import expand_shared, report_lines
@@ -119,6 +121,34 @@ def _trials_table(rows: pd.DataFrame, columns: dict[str, str]) -> str:
     return analysis.markdown_table(list(columns.values()), body)
 
 
+LIST_COLUMNS = {"trial_key": "trial", "status": "status", "epochs": "epochs", "final_val_err": "val err %",
+                "flag": "why", "error": "error"}
+
+
+def _trial_lists(results: pd.DataFrame) -> list[str]:
+    """The trials whose numbers above are not final, each list saying what its trials have in common: stopped
+    (failed, diverged, interrupted), not finished yet, and completed on fewer than FINAL_EPOCHS epochs."""
+    stopped, unfinished, short = stopped_trials(results), unfinished_trials(results), short_trials(results)
+    lines = ["## Failed or interrupted trials", ""]
+    if stopped.empty:
+        lines += ["None.", ""]
+    else:
+        lines += [f"{len(stopped)} trial{'s' if len(stopped) > 1 else ''} stopped before completing; an "
+                  f"interrupted trial resumes when the sweep is launched again. Their numbers above rest on the "
+                  f"epochs they did.", "", _trials_table(stopped, LIST_COLUMNS), ""]
+    if len(unfinished):
+        lines += ["## Trials not finished yet", "", f"{len(unfinished)} trial{'s' if len(unfinished) > 1 else ''} "
+                  f"still running or waiting to run; their numbers above are provisional.", "",
+                  _trials_table(unfinished, LIST_COLUMNS), ""]
+    if len(short):
+        lines += [f"## Trials completed with fewer than {FINAL_EPOCHS} epochs", "",
+                  f"{len(short)} completed trial{'s have' if len(short) > 1 else ' has'} fewer than {FINAL_EPOCHS} "
+                  f"epochs: a final error here is the median of all its epochs, not of the last {FINAL_EPOCHS} as in "
+                  f"the paper.",
+                  "", _trials_table(short, {k: v for k, v in LIST_COLUMNS.items() if k != "error"}), ""]
+    return lines
+
+
 def _verdict(claim: analysis.Claim) -> str:
     word = {True: "reproduced", False: "not reproduced", None: "no paper number to compare"}[claim.reproduced]
     return word + (" (provisional: some trials not completed)" if claim.provisional else "")
@@ -140,14 +170,7 @@ def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFram
     lines.append("")
     for study in studies:
         lines += _study_section(study, results, claims, figures.get(study.name, []))
-    bad = analysis.incomplete_trials(results)
-    lines += ["## Trials not completed", ""]
-    if bad.empty:
-        lines += [f"None: every trial completed with {FINAL_EPOCHS}+ epochs.", ""]
-    else:
-        lines += [f"Failed, diverged, running or short trials ({len(bad)}); their numbers above are provisional.",
-                  "", _trials_table(bad, {"trial_key": "trial", "status": "status", "epochs": "epochs",
-                                          "final_val_err": "val err %", "flag": "why", "error": "error"}), ""]
+    lines += _trial_lists(results)
     lines += ["## All trials", "", _trials_table(results, {
         "trial_key": "trial", "norm": "norm", "batch_size": "batch", "groups": "G",
         "channels_per_group": "channels/group", "seed": "seed", "status": "status", "epochs": "epochs",

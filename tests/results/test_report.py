@@ -42,9 +42,32 @@ def test_figures_are_linked_relative_and_readable(paper_report):
 
 def test_failed_trials_are_listed(paper_report):
     text = paper_report.read_text()
-    section = text[text.index("## Trials not completed"):text.index("## All trials")]
-    assert "| gn-b4-g32-s0 | failed | 3 | 60.0 | failed, only 3 epochs (< 5) | RuntimeError: out of memory |" in section
+    section = text[text.index("## Failed or interrupted trials"):text.index("## All trials")]
+    assert "| gn-b4-g32-s0 | failed | 3 | 60.0 | failed, 3 epochs done | RuntimeError: out of memory |" in section
+    assert "## Trials not finished yet" not in text and "fewer than 5 epochs" not in text
     assert "| GN | 4 | 60.0 * |" in text and "Study `batch_size`" in text
+
+
+def test_stopped_and_short_trials_are_two_lists(tmp_path):
+    """A sweep of 3-epoch trials that all completed, one failed and one interrupted: the completed ones are listed as
+    short (not as 'not completed'), the failed and interrupted ones together, each list saying what it holds."""
+    sweep = tmp_path / "short"
+    for key, norm, status in (("bn-b32-s0", "bn", "completed"), ("ln-b32-s0", "ln", "completed"),
+                              ("in-b32-s0", "in", "failed"), ("gn-b32-g8-s0", "gn", "interrupted")):
+        write_trial(sweep, key, norm, 32, [70, 60, 50], status=status, groups=8 if norm == "gn" else None,
+                    error="ValueError: boom" if status == "failed" else None)
+    text = write_report(sweep).read_text()
+    stopped = text[text.index("## Failed or interrupted trials"):text.index("## Trials completed with fewer")]
+    short = text[text.index("## Trials completed with fewer than 5 epochs"):text.index("## All trials")]
+    assert "2 trials stopped before completing" in stopped
+    assert "| in-b32-s0 | failed | 3 | 60.0 | failed, 3 epochs done | ValueError: boom |" in stopped
+    assert "| gn-b32-g8-s0 | interrupted | 3 | 60.0 | interrupted, 3 epochs done | - |" in stopped
+    assert "bn-b32-s0" not in stopped and "## Trials not finished yet" not in text
+    assert "2 completed trials have fewer than 5 epochs" in short
+    for key in ("bn-b32-s0", "ln-b32-s0"):
+        assert f"| {key} | completed | 3 | 60.0 | completed with 3 epochs: final error is the median of 3, not 5 |" \
+            in short
+    assert "in-b32-s0" not in short and "Trials not completed" not in text
 
 
 def test_running_sweep_with_one_study_draws_only_its_figure(tmp_path):
