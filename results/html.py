@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from results import analysis
-from results.plots import _slug
+from results import figure_data as figure_numbers
+from results.figure_data import FigureSettings
 from trainer.storage import Location
 
 HTML_FILE = "report.html"
@@ -22,9 +23,9 @@ FIGURE_LINE = re.compile(r"^!\[(?P<caption>[^\]]*)\]\((?P<src>[^)]+)\)$")
 UNFINISHED = ("running", "pending", "unknown")
 COLUMNS = {  # figure data column -> header, in display order; absent or all-empty columns are left out
     "norm": "norm", "batch_size": "batch", "groups": "groups G", "channels_per_group": "channels/group",
-    "epoch": "epoch", "train_mean": "train err %", "train_min": "train min", "train_max": "train max",
-    "val_mean": "val err %", "val_min": "val min", "val_max": "val max", "n": "seeds",
-    "final_val_err": "val err % (median of last 5)", "err_min": "min", "err_max": "max", "n_seeds": "seeds",
+    "epoch": "epoch", "train_mean": "train err %", "train_low": "train low", "train_high": "train high",
+    "val_mean": "val err %", "val_low": "val low", "val_high": "val high", "seeds": "seeds",
+    "final_val_err": "val err % (median of last 5)", "low": "low", "high": "high", "n_seeds": "seeds",
     "paper": "paper %", "notebook": "notebook %", "complete": "complete",
 }
 STYLE = """
@@ -44,21 +45,15 @@ pre.csv { background: #f7f7f7; padding: .6em; overflow-x: auto; font-size: 12px;
 """
 
 
-def figure_data(name: str, epochs: pd.DataFrame, results: pd.DataFrame, studies: list) -> pd.DataFrame | None:
-    """The numbers a report figure draws, found by its file name (``<study>_{epochs,batch,groups}.png``)."""
-    for study in studies:
-        slug = _slug(study.name)
-        if name == f"{slug}_epochs.png":
-            data = analysis.epoch_curves(epochs, study.trial_keys)
-        elif name in (f"{slug}_batch.png", f"{slug}_groups.png"):
-            data = analysis.study_table(results, study)
-        else:
-            continue
-        seeds = data["n" if "n" in data else "n_seeds"].max()
-        spread = {"train_min", "train_max", "val_min", "val_max", "err_min", "err_max"} if seeds <= 1 else set()
-        keep = [c for c in COLUMNS if c in data and data[c].notna().any() and c not in spread]
-        return data[keep].rename(columns=COLUMNS)
-    return None
+def figure_data(name: str, epochs: pd.DataFrame, results: pd.DataFrame, studies: list,
+                settings: FigureSettings | None = None) -> pd.DataFrame | None:
+    """The numbers a report figure draws (``figure_data.figure_data``, found by its file name), with readable headers;
+    columns that are empty throughout (intervals where there are none) are left out."""
+    data = figure_numbers.figure_data(name, epochs, results, studies, settings)
+    if data is None:
+        return None
+    keep = [c for c in COLUMNS if c in data and data[c].notna().any()]
+    return data[keep].rename(columns=COLUMNS)
 
 
 def _data_html(data: pd.DataFrame) -> str:
@@ -86,8 +81,10 @@ def _banner(results: pd.DataFrame) -> str:
     return f"<div class=\"banner final\">The sweep has finished: all {len(results)} trials ended.</div>"
 
 
-def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path) -> str:
-    """The page for report.md's text, with the PNGs it links (in ``report_dir``) embedded."""
+def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path,
+                settings: FigureSettings | None = None) -> str:
+    """The page for report.md's text, with the PNGs it links (in ``report_dir``) embedded; ``settings``: what the
+    figures were drawn with, so each figure's data is what it draws."""
     from markdown_it import MarkdownIt
 
     results = analysis.trial_results(epochs, trials)
@@ -99,7 +96,7 @@ def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, 
         if m:
             marker = f"GNSWEEPFIGURE{len(figures)}"
             figures[marker] = _figure_html(m["caption"], report_dir / m["src"],
-                                           figure_data(m["src"], epochs, results, studies))
+                                           figure_data(m["src"], epochs, results, studies, settings))
             line = marker
         lines.append(line)
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render("\n".join(lines))
@@ -113,8 +110,9 @@ def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, 
             f"<title>{title}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n")
 
 
-def write_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path) -> Path:
+def write_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path,
+               settings: FigureSettings | None = None) -> Path:
     """Write ``report_dir/report.html`` atomically; returns its path."""
     path = Path(report_dir) / HTML_FILE
-    Location.of(path).write_text(render_html(markdown_text, epochs, trials, Path(report_dir)))
+    Location.of(path).write_text(render_html(markdown_text, epochs, trials, Path(report_dir), settings))
     return path

@@ -16,14 +16,15 @@ from results import analysis, html, store
 from results.analysis import Study
 from results.frames import short_trials, stopped_trials, unfinished_trials
 from results.paper import references_for
+from results.figure_data import FigureSettings
 from results.plots import draw_figures
-from results.shared_runs import expand_shared, report_lines
+from results.shared_runs import expand_shared, read_plan, report_lines
 from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location
 
 REPORT_DIR = "report"
 REPORT_FILE = "report.md"
-MANIFEST_FILE = "report-files.json"  # the figures this report wrote: the only files a later report may remove
+MANIFEST_FILE = "report-files.json"  # the figures (PNG, SVG) this report wrote: the only files a later one may remove
 
 
 class ReportError(Exception):
@@ -161,7 +162,7 @@ def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFram
     results = analysis.trial_results(epochs, trials)
     studies = analysis.find_studies(results, kinds)
     claims = analysis.claims(results, studies)
-    figures = draw_figures(epochs, results, studies, report_dir)
+    figures = draw_figures(epochs, results, studies, report_dir, figure_settings(sweep_dir))
     lines = _header(sweep_dir, epochs, results) + report_lines(trials)
     lines += ["## Findings", "", "Each paper claim this sweep has data for; the sentences with the measured figures "
               "are in the study sections below.", ""]
@@ -179,6 +180,18 @@ def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFram
     return "\n".join(lines)
 
 
+def figure_settings(sweep_dir: Location) -> FigureSettings:
+    """What the figures need from the launch's plan.json (untrusted, so checked): the validation set's size, and
+    whether the trials ran on GPUs (a batch is then images per device)."""
+    plan = read_plan(sweep_dir)
+    val = plan.get("val_images") if isinstance(plan, dict) else None
+    entries = plan.get("trials") if isinstance(plan, dict) else None
+    entries = entries.values() if isinstance(entries, dict) else []
+    gpu = any(isinstance(e, dict) and isinstance(e.get("gpu"), (int, float)) and e["gpu"] > 0 for e in entries)
+    return FigureSettings(val if isinstance(val, int) and not isinstance(val, bool) and val > 0 else None,
+                          "images per device (GPU)" if gpu else "images per replica")
+
+
 def default_report_dir(sweep_dir: Location) -> Path:
     """The sweep's own ``report/`` folder; for a sweep at a URI, ``results/<name>/report`` here (a report is read
     locally)."""
@@ -191,15 +204,15 @@ def _written_before(report_dir: Path) -> set[str]:
         names = json.loads((report_dir / MANIFEST_FILE).read_text()).get("figures", [])
     except (OSError, ValueError, AttributeError):
         return set()
-    return {n for n in names if isinstance(n, str) and n == Path(n).name and n.endswith(".png")}
+    return {n for n in names if isinstance(n, str) and n == Path(n).name and n.endswith((".png", ".svg"))}
 
 
 def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path:
-    """Write ``report.md``, its PNGs and ``report.html`` (the same, self-contained) into ``report_dir`` (default
-    ``default_report_dir``), replacing any earlier report atomically; returns the path of report.md. Of the PNGs
-    there, only those an earlier report wrote (listed in its manifest) and this one did not are removed: a user's own
-    files stay. Raises ReportError when the sweep directory is missing or holds no epochs yet, DamagedResults when a
-    results file is not what gnsweep wrote."""
+    """Write ``report.md``, its figures (PNG and SVG) and ``report.html`` (the same, self-contained) into
+    ``report_dir`` (default ``default_report_dir``), replacing any earlier report atomically; returns the path of
+    report.md. Of the figures there, only those an earlier report wrote (listed in its manifest) and this one did not
+    are removed: a user's own files stay. Raises ReportError when the sweep directory is missing or holds no epochs
+    yet, DamagedResults when a results file is not what gnsweep wrote."""
     sweep_dir = Location.of(sweep_dir)
     epochs, trials, kinds = _read_sweep(sweep_dir)
     report_dir = Path(report_dir) if report_dir is not None else default_report_dir(sweep_dir)
@@ -208,8 +221,10 @@ def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path
     text = render_report(sweep_dir, epochs, trials, report_dir, kinds)
     path = report_dir / REPORT_FILE
     Location.of(path).write_text(text)
-    html.write_html(text, epochs, trials, report_dir)
-    drawn = sorted(p.name for p in report_dir.glob("*.png") if f"]({p.name})" in text)
+    html.write_html(text, epochs, trials, report_dir, figure_settings(sweep_dir))
+    pngs = [p for p in report_dir.glob("*.png") if f"]({p.name})" in text]
+    drawn = sorted([p.name for p in pngs] + [p.with_suffix(".svg").name for p in pngs
+                                             if p.with_suffix(".svg").is_file()])
     Location.of(report_dir / MANIFEST_FILE).write_text(json.dumps({"written_by": "gnsweep report",
                                                                     "figures": drawn}, indent=2))
     for stale in before - set(drawn):

@@ -5,8 +5,9 @@ One event file per (trial, epoch), named by the epoch and written whole, first w
 an epoch reported again after a crash or resume never draws a second point. Files appear in epoch order, which is
 the order TensorBoard reads a run's files in. File 0 holds the trial's hyperparameters (norm, batch size, groups,
 ...) as the HParams plugin's session start, so its HParams view can filter and compare trials by them; TensorBoard
-derives the experiment (the hyperparameters' domains, the metrics) from the runs. The protobufs come from ``tensorboardX`` (installed with Ray Tune);
-no TensorFlow in the driver. Without it, nothing is written and the sweep goes on.
+derives the experiment (the hyperparameters' domains, the metrics) from the runs. The protobufs come from
+``tensorboardX`` (installed with Ray Tune); no TensorFlow in the driver. Without it, nothing is written and the sweep
+goes on.
 """
 from __future__ import annotations
 

@@ -173,7 +173,8 @@ def order_and_record(sweep_dir: Location, spec, trials, pending, dataset_dir, *,
 
 def record_plan(sweep_dir: Location, spec, trials, ests: dict[str, TrialEstimate], device: str, est: Estimator,
                 cluster: devices.ClusterShape) -> None:
-    """``plan.json``: the launch's estimate of every trial and who shares whose run, merged over launches."""
+    """``plan.json``: the launch's estimate of every trial and who shares whose run, merged over launches, and the
+    validation set's size (the report's intervals include its sampling error)."""
     from orchestrator.spec.dedup import why_same
 
     by_key = {t.key: t for t in trials}
@@ -190,7 +191,7 @@ def record_plan(sweep_dir: Location, spec, trials, ests: dict[str, TrialEstimate
                          startup_seconds=e.startup_seconds, epochs=t.config.train.epochs, source=e.source)
         entries[t.key] = entry
     plan = {"name": spec.name, "device": device, "estimate": est.describe(), "nodes": list(cluster.nodes),
-            "trials": {**old, **entries}}
+            "val_images": est.shape.val, "trials": {**old, **entries}}
     (sweep_dir / PLAN_FILE).write_text(json.dumps(plan, indent=1, default=str))
 
 

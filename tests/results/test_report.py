@@ -32,8 +32,9 @@ def test_report_has_header_tables_sentences_and_figures(paper_report):
 
 def test_figures_are_linked_relative_and_readable(paper_report):
     links = re.findall(r"!\[[^\]]+\]\(([^)]+)\)", paper_report.read_text())
-    assert sorted(links) == ["batch_size_batch.png", "batch_size_epochs.png", "cpg_groups.png", "groups_groups.png",
-                             "norms_epochs.png"]
+    assert sorted(links) == ["batch_size_error_vs_batch.png", "batch_size_error_vs_epoch.png",
+                             "cpg_error_vs_channels.png", "groups_error_vs_groups.png",
+                             "norms_error_vs_epoch.png"]
     for name in links:
         png = paper_report.parent / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
@@ -76,7 +77,7 @@ def test_running_sweep_with_one_study_draws_only_its_figure(tmp_path):
     write_trial(sweep, "gn-b32-g8-s0", "gn", 32, [80, 60, 55], groups=8, status="running")
     path = write_report(sweep)
     text = path.read_text()
-    assert sorted(p.name for p in path.parent.glob("*.png")) == ["norms_epochs.png"]
+    assert sorted(p.name for p in path.parent.glob("*.png")) == ["norms_error_vs_epoch.png"]
     assert "sweep still running (1 trials not finished)" in text
     assert "At batch 32 the measured order is BN 16.0% < GN 60.0%" in text and "Provisional" in text
     assert "| gn-b32-g8-s0 | running | 3 |" in text
@@ -95,14 +96,17 @@ def test_report_is_replaced_and_its_own_stale_figures_go(tmp_path):
     mine.write_bytes(b"\x89PNG\r\n\x1a\n a user's figure")
     first = write_report(sweep, out).read_text()
     assert "GN 20.0%" in first
-    assert sorted(p.name for p in out.glob("*.png")) == ["batch_batch.png", "batch_epochs.png", "my_plot.png",
-                                                         "norms_epochs.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["batch_error_vs_batch.png", "batch_error_vs_epoch.png",
+                                                         "my_plot.png", "norms_error_vs_epoch.png"]
+    assert (out / "batch_error_vs_batch.svg").is_file()
     for key in ("bn-b2-s0", "gn-b2-g8-s0"):
         (sweep / "epochs" / f"{key}.parquet").unlink()
         (sweep / "trials" / f"{key}.parquet").unlink()
     write_trial(sweep, "gn-b32-g8-s0", "gn", 32, flat(12.0), groups=8, studies=("norms", "batch"))
     assert "GN 12.0% < BN 16.0%" in write_report(sweep, out).read_text()
-    assert sorted(p.name for p in out.glob("*.png")) == ["batch_epochs.png", "my_plot.png", "norms_epochs.png"]
+    assert sorted(p.name for p in out.glob("*.png")) == ["batch_error_vs_epoch.png", "my_plot.png",
+                                                         "norms_error_vs_epoch.png"]
+    assert not (out / "batch_error_vs_batch.svg").exists(), "the manifest lists SVGs too, so a stale one goes"
     assert mine.read_bytes().endswith(b"a user's figure")
 
 
