@@ -3,6 +3,7 @@ draws (per-epoch means with their intervals, or a study's table with each config
 needs to know of the sweep (``FigureSettings``). ``results.html`` finds a figure's data here by its file name."""
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 
@@ -27,8 +28,10 @@ class FigureSettings:
 
 
 def slug(name: str) -> str:
-    """A study's name as part of a file name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    """A study's name as part of a file name: letters, digits, ``_`` and ``-`` only (no dot, so never ``..`` nor a
+    hidden file), and a long one cut and told apart by a hash, since study names are read from results files."""
+    cleaned = re.sub(r"[^A-Za-z0-9_-]+", "_", name)
+    return cleaned if len(cleaned) <= 60 else f"{cleaned[:50]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def figure_name(study: Study, what: str) -> str:

@@ -23,6 +23,7 @@ from results.figure_data import FigureSettings, config_intervals, epoch_bands, f
 from results.intervals import describe
 from results.paper import NORM_ORDER, PAPER
 from results.studies import Study
+from results.text import plain
 from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location
 
@@ -32,6 +33,16 @@ NORM_COLOURS = {"bn": "#0072B2", "gn": "#D55E00", "ln": "#009E73", "in": "#CC79A
 BATCH_MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 ERROR_LABEL = "top-1 val error (%)"
 FINAL_LABEL = f"{ERROR_LABEL}, median of last {FINAL_EPOCHS} epochs"
+
+
+def _text(value, limit: int = 60) -> str:
+    """Text from results files as a figure label: one short line, its dollar signs literal (matplotlib reads a pair
+    of them as mathtext, which can fail to parse and stop the report)."""
+    return plain(value, limit).replace("$", r"\$")
+
+
+def _norm(norm: str) -> str:
+    return _text(norm.upper())
 
 
 def _colour(norm: str) -> str:
@@ -69,7 +80,7 @@ def _norms_in(df: pd.DataFrame) -> list[str]:
 
 def _title(study: Study, what: str) -> str:
     batch = f", batch {study.batch_size}" if study.batch_size else ""
-    return f"{what}: study '{study.name}' ({study.model}{batch})"
+    return f"{what}: study '{_text(study.name)}' ({_text(study.model)}{batch})"
 
 
 def _note(fig: Figure, text: str) -> None:
@@ -129,7 +140,7 @@ def plot_norm_curves(epochs: pd.DataFrame, study: Study, settings: FigureSetting
         norms = _norms_in(curves)
         for norm in norms:
             _band(ax, curves[curves["norm"] == norm], _colour(norm), alpha=0.18 if len(norms) <= 2 else 0.1,
-                  label=norm.upper(), linewidth=1.8)
+                  label=_norm(norm), linewidth=1.8)
         ax.set_title(f"{kind} error")
         _epoch_axis(ax)
         ax.grid(alpha=0.3)
@@ -159,7 +170,7 @@ def plot_batch_curves(epochs: pd.DataFrame, study: Study, settings: FigureSettin
                 _band(ax, cb, colour, alpha=0.18 if len(batches) <= 2 else 0.09, linewidth=1.8, marker=marker,
                       markersize=4,
                       markevery=max(1, len(cb) // 10), label=f"{int(b)}")
-        ax.set_title(norm.upper())
+        ax.set_title(_norm(norm))
         _epoch_axis(ax)
         ax.grid(alpha=0.3)
         ax.legend(title=settings.batch_unit)
@@ -176,7 +187,7 @@ def _paper_panel(ax, reference: dict, norms: list[str], x_label: str, xs_axis) -
         if ref:
             xs = sorted(ref)
             ax.plot(xs, [ref[x] for x in xs], linestyle="--", marker="x", color=_colour(norm),
-                    label=norm.upper())
+                    label=_norm(norm))
     _log2_axis(ax, xs_axis, x_label)
     ax.set_title(f"{PAPER.label}: its own scale, for direction only", fontsize=10)
     ax.set_ylabel(ERROR_LABEL)
@@ -194,7 +205,7 @@ def plot_batch_errors(table: pd.DataFrame, study: Study, settings: FigureSetting
     mark, note = _provisional(drawn)
     shown = [(norm, t) for norm, t in zip(norms, drawn) if len(t)]
     for i, (norm, t) in enumerate(shown):
-        _points(ours, t, "batch_size", _colour(norm), norm.upper(), mark, dodge=0.06 * (i - (len(shown) - 1) / 2))
+        _points(ours, t, "batch_size", _colour(norm), _norm(norm), mark, dodge=0.06 * (i - (len(shown) - 1) / 2))
     axis_label = f"{settings.batch_unit} (batch size)"
     ticks = list(table["batch_size"].dropna()) + list(PAPER.batch["bn"])
     _log2_axis(ours, ticks, axis_label)
