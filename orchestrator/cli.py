@@ -100,7 +100,7 @@ def status(
                                "and best val error, images/s, time left per trial."),
     interval: float = typer.Option(2.0, "--interval", min=0.05, help="Seconds between redraws (--watch)."),
 ) -> None:
-    """One line per trial: status, epochs done, latest and final error."""
+    """One line per trial: status, epochs done, latest and final error, time left; then the counts and time left."""
     from orchestrator.watch.status import status_lines
     from orchestrator.watch.tally import TallyError
     from results.store import DamagedResults
