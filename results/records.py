@@ -84,6 +84,7 @@ class TrialRow:
     ended_at: datetime | None
     train_seconds: float  # sum of epoch_seconds
     precision: str | None = "float32"  # trainer.config.PRECISIONS; null in sweeps recorded before it
+    same_as: str | None = None  # the trial whose run these figures are (orchestrator.spec.dedup); null for a run
 
     def __post_init__(self):
         object.__setattr__(self, "studies", tuple(self.studies or ()))
@@ -182,10 +183,12 @@ class PlanRecord:
     estimate: str
     nodes: tuple[Mapping[str, Seconds], ...]
     trials: Mapping[str, PlanEntry]
+    val_images: Count | None = None  # the validation set's size (the report's intervals include its sampling error)
 
     def to_json(self) -> dict:
         return {"name": self.name, "device": self.device, "estimate": self.estimate,
-                "nodes": [dict(n) for n in self.nodes], "trials": {k: e.to_json() for k, e in self.trials.items()}}
+                "nodes": [dict(n) for n in self.nodes], "val_images": self.val_images,
+                "trials": {k: e.to_json() for k, e in self.trials.items()}}
 
 
 @dataclass(frozen=True)

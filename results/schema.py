@@ -47,8 +47,9 @@ TRIAL_SCHEMA = pa.schema(CONFIG_FIELDS + [
     pa.field("ended_at", pa.timestamp("ms", tz="UTC")),
     pa.field("train_seconds", pa.float64()),  # sum of epoch_seconds
     pa.field("precision", pa.string()),  # float32, mixed_bfloat16 or mixed_float16 (null in sweeps before it)
+    pa.field("same_as", pa.string()),  # the trial whose run computed this one's figures (GN with G = 1 is LN), or null
 ])
 
 # Columns added after the first release: files written before them lack them and read back as null there. Every
 # other column must be in every file (a file without them is not one of these tables).
-ADDED_LATER: frozenset[str] = frozenset({"precision"})
+ADDED_LATER: frozenset[str] = frozenset({"precision", "same_as"})

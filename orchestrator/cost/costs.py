@@ -1,8 +1,10 @@
 """A sweep's cost before and while it runs: the dry run's estimate per trial with totals in device-hours and wall
 time on a cluster; the launch's longest-first order; the sweep's ``plan.json`` (estimates, resources and shared
-runs), from which ``gnsweep status`` tells the time left. Nothing here imports TensorFlow; Ray only to ask a
+runs), from which ``sweep_remaining`` tells the time left. Nothing here imports TensorFlow; Ray only to ask a
 connected cluster for its nodes."""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from orchestrator.cost import devices
 from orchestrator.cost.calibration import read_calibration
@@ -11,6 +13,7 @@ from orchestrator.cost.remaining import remaining
 from orchestrator.cost.schedule import Job, capacity_bound, longest_first, makespan, simulate, slots
 from results import store
 from results.records import PlanEntry, PlanRecord
+from results.terminal import terminal_text
 from trainer.storage import Location, StorageError
 
 
@@ -171,7 +174,8 @@ def order_and_record(sweep_dir: Location, spec, trials, pending, dataset_dir, *,
 
 def record_plan(sweep_dir: Location, spec, trials, ests: dict[str, TrialEstimate], device: str, est: Estimator,
                 cluster: devices.ClusterShape) -> None:
-    """``plan.json``: the launch's estimate of every trial and who shares whose run, merged over launches."""
+    """``plan.json``: the launch's estimate of every trial and who shares whose run, merged over launches, and the
+    validation set's size (the report's intervals include its sampling error)."""
     from orchestrator.spec.dedup import why_same
 
     by_key = {t.key: t for t in trials}
@@ -188,19 +192,27 @@ def record_plan(sweep_dir: Location, spec, trials, ests: dict[str, TrialEstimate
             shape=_shape_name(t.config), **estimate)
     nodes = tuple({"CPU": float(n.get("CPU", 0.0)), "GPU": float(n.get("GPU", 0.0))} for n in cluster.nodes)
     store.write_plan(sweep_dir, PlanRecord(spec.name, device, est.describe(), nodes,
-                                           {**(old.trials if old else {}), **entries}))
+                                           {**(old.trials if old else {}), **entries}, val_images=est.shape.val))
 
 
-def status_remaining(sweep_dir, epochs, trials) -> tuple[dict[str, float], str]:
-    """Seconds left per trial and a summary line, from plan.json's estimates and the measured epochs; ``({}, "")``
-    for a sweep launched before estimates were recorded."""
-    plan = store.read_plan(sweep_dir)
+@dataclass(frozen=True)
+class SweepRemaining:
+    """What is left of a launched sweep: trial time per run, in all, and as wall time on the launch's cluster."""
+
+    seconds: dict[str, float]  # run key -> its trial time left
+    trial_seconds: float
+    wall_seconds: float
+    line: str  # "remaining: ..., from <what the figures rest on>"
+
+
+def sweep_remaining(plan: PlanRecord | None, epochs, statuses: dict[str, str]) -> SweepRemaining | None:
+    """The time left from plan.json's estimates (``plan``) and the measured epochs of the runs (``statuses``: the
+    runs' trials-table statuses); None for a sweep launched before estimates were recorded."""
     entries = {k: e for k, e in plan.trials.items() if not e.same_as and e.estimated} if plan else {}
     if not entries:
-        return {}, ""
+        return None
     ests = {k: TrialEstimate(k, e.train_seconds, e.other_seconds, e.startup_seconds, e.epochs, e.source)
             for k, e in entries.items()}
-    statuses = dict(zip(trials["trial_key"], trials["status"])) if len(trials) else {}
     left, basis = remaining(ests, {k: e.shape for k, e in entries.items()}, epochs, statuses)
     jobs = [Job(k, e.total_seconds, entries[k].cpu, entries[k].gpu) for k, e in left.items()
             if e.total_seconds > 0]
@@ -208,10 +220,5 @@ def status_remaining(sweep_dir, epochs, trials) -> tuple[dict[str, float], str]:
     wall = makespan(simulate(longest_first(jobs, lambda j: j.seconds), nodes)) if jobs else 0.0
     total = sum(j.seconds for j in jobs)
     line = (f"remaining: {fmt_seconds(total)} of trial time, about {fmt_seconds(wall)} of wall time on the launch's "
-            f"cluster ({plan.device}); from {basis}")
-    return {k: e.total_seconds for k, e in left.items()}, line
-
-
-def fmt_left(left: dict[str, float], key: str) -> str:
-    """A trial's time left for the status table: '-' when unknown (a shared run, or no estimate recorded)."""
-    return fmt_seconds(left[key]) if key in left else "-"
+            f"cluster ({terminal_text(plan.device)}); from {basis}")
+    return SweepRemaining({k: e.total_seconds for k, e in left.items()}, total, wall, line)

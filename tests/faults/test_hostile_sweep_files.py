@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.launch.lock import lock_sweep
-from orchestrator.watch.live import launch_gone, read_views
+from orchestrator.watch.live import launch_gone
+from orchestrator.watch.tally import read_tally
 from orchestrator.watch.status import status_lines
 from results import store
 from results.records import PlanEntry, PlanRecord, SweepRecord
@@ -80,7 +81,7 @@ def test_a_damaged_claim_is_named_with_its_field_and_left_alone(case, tmp_path):
     (sweep / "launch.json").write_text(text, encoding="latin-1")
     before = (sweep / "launch.json").read_bytes()
     for read in (lambda: lock_sweep(Location.of(sweep), "s", print),
-                 lambda: launch_gone(Location.of(sweep), read_views(Location.of(sweep))[0])):
+                 lambda: launch_gone(Location.of(sweep), read_tally(sweep))):
         with pytest.raises(store.DamagedResults) as e:
             read()
         message = str(e.value)
@@ -155,7 +156,7 @@ def test_a_sweep_record_with_a_non_number_where_a_number_belongs_is_named(finger
     sweep = tmp_path / "s"
     sweep.mkdir()
     (sweep / "sweep.json").write_text(json.dumps({"name": "s", "fingerprint": fingerprint, "trials": ["bn-b32-s0"]}))
-    for read in (read_views, status_lines):
+    for read in (read_tally, status_lines):
         with pytest.raises(store.DamagedResults) as e:
             read(Location.of(sweep))
         assert str(e.value).startswith(f"{sweep}/sweep.json: not a sweep record") and why in str(e.value)
