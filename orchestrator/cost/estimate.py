@@ -33,11 +33,12 @@ class DataShape:
     image_size: tuple[int, int]
     num_classes: int
     source: str
+    known: bool = False  # the sizes are the dataset's own (its dataset.json, or the built-in digits), not assumed
 
 
 TINY_IMAGENET = DataShape("tiny-imagenet-200", 100_000, 10_000, (64, 64), 200,
                           "the known sizes of Tiny ImageNet-200")
-DIGITS = DataShape("digits", 1437, 360, (16, 16), 10, "the known sizes of the built-in digits")
+DIGITS = DataShape("digits", 1437, 360, (16, 16), 10, "the known sizes of the built-in digits", known=True)
 
 
 def data_shape(spec_dataset: str, data_dir: str | Path = "data") -> DataShape:
@@ -56,14 +57,15 @@ def data_shape(spec_dataset: str, data_dir: str | Path = "data") -> DataShape:
         try:
             info = load_info(prepared)
             return DataShape(info.name, info.counts["train"], info.counts["val"], tuple(info.image_size),
-                             info.num_classes, f"{prepared / INFO_FILE}")
+                             info.num_classes, f"{prepared / INFO_FILE}", known=True)
         except DataError:
             pass
     missing = "" if spec_dataset == "builtin:digits" or Path(spec_dataset).expanduser().exists() else \
         f" ({spec_dataset} is not there yet)"
     return DataShape(known.name, known.train, known.val, known.image_size, known.num_classes,
                      f"{known.source}: {known.train:,} train / {known.val:,} val images, "
-                     f"{known.image_size[0]}x{known.image_size[1]}, {known.num_classes} classes{missing}")
+                     f"{known.image_size[0]}x{known.image_size[1]}, {known.num_classes} classes{missing}",
+                     known=known.known)
 
 
 def _conv(h: int, w: int, k: int, c_in: int, c_out: int) -> int:

@@ -214,6 +214,7 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
     from orchestrator.launch.lock import lock_sweep
     from orchestrator.launch.network import check_exposure
     from orchestrator.spec.file import load_spec
+    from orchestrator.spec.validation import check_batches
     from orchestrator.launch.address import check_address, named_address
 
     spec = load_spec(spec_path, check_dataset=not opts.dry_run)
@@ -227,6 +228,11 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
     warnings = [f"warning: {spec_path}: {w}" for w in memory_warnings(spec)]
     if opts.dry_run:
         from orchestrator.cost.costs import dry_run_lines
+        from orchestrator.cost.estimate import data_shape
+
+        shape = data_shape(spec.dataset, opts.data_dir)
+        if shape.known:
+            check_batches(spec, shape.train, spec.dataset, str(spec_path))
 
         for line in dry_run_lines(spec, trials, results=opts.results, data_dir=opts.data_dir, address=address,
                                   gpus=opts.gpus, cpus=opts.cpus, device=opts.device,
@@ -245,7 +251,9 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
     except StorageError as e:
         raise LaunchError(f"--results {e}") from None
     dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve()).resolve()
-    data.verify(dataset_dir, data.load_info(dataset_dir))
+    info = data.load_info(dataset_dir)
+    data.verify(dataset_dir, info)
+    check_batches(spec, info.counts["train"], spec.dataset, str(spec_path))
     claim = lock_sweep(sweep_dir, spec.name, warn=lambda line: echo(line))
     try:
         return _run(SweepRun(spec, trials, sweep_dir, dataset_dir, opts, echo, catcher))

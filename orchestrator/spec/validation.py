@@ -88,6 +88,21 @@ def _semantic_problems(spec: SweepSpec) -> list[tuple[str, str]]:
     return problems
 
 
+def check_batches(spec: SweepSpec, train_images: int, dataset: str, source: str) -> None:
+    """Refuse batch sizes whose batch over all replicas is larger than the training set (``train_images`` of
+    ``dataset``, where its size is known): a trial would have no step in an epoch. Raises SpecError, one line per
+    batch size naming its field."""
+    problems = []
+    for name, study in spec.studies.items():
+        for i, batch in enumerate(study.batch_size):
+            if batch * spec.replicas > train_images:
+                over = f"{batch} x {spec.replicas} replicas" if spec.replicas > 1 else str(batch)
+                problems.append((f"studies.{name}.batch_size.{i}", f"{over} is larger than the {train_images:,} "
+                                                                   f"training images of {dataset}"))
+    if problems:
+        raise SpecError(problem_lines(source, problems))
+
+
 def parse_spec(data: Any, source: str = "<spec>", *, check_dataset: bool = True) -> SweepSpec:
     """Validate a loaded spec (a mapping); raises SpecError with one ``source: field: message`` line per problem.
 

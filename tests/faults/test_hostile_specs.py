@@ -266,3 +266,21 @@ def test_cli_reads_at_most_a_spec_whatever_the_file(kind, gnsweep, tmp_path):
     assert run.stderr.splitlines() == [f"gnsweep: {path}: (top level): " + run.stderr.split(": (top level): ")[1]
                                        .rstrip("\n")], run.stderr
     assert expected in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "launch"])
+@pytest.mark.parametrize("dataset", ["builtin:digits", "prepared"])
+def test_a_batch_larger_than_the_training_set_is_refused(dataset, dry_run, gnsweep, digits_dataset, tmp_path):
+    """The dry run estimated a batch of 2048 on the 1,437 digits (zero steps an epoch) as if it could run."""
+    name = str(digits_dataset) if dataset == "prepared" else dataset
+    path = tmp_path / "big-batch.yaml"
+    path.write_text(study("{norm: [bn], batch_size: [32, 2048]}", dataset=name))
+    results = tmp_path / "results"
+    run = subprocess.run([*gnsweep, "launch", str(path), "--results", str(results), "--data-dir",
+                          str(tmp_path / "data"), "--no-dashboard", *(["--dry-run"] if dry_run else [])],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 2, (run.stdout, run.stderr)
+    assert run.stderr.splitlines() == [f"gnsweep: {path}: studies.s.batch_size.1: 2048 is larger than the 1,437 "
+                                       f"training images of {name}"], run.stderr
+    assert not results.exists()
