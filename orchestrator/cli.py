@@ -25,6 +25,20 @@ def fail(message: str, code: int = EXIT_USAGE) -> None:
     typer.echo(f"gnsweep: {message}", err=True)
     raise typer.Exit(code)
 
+
+def check_folders(*options: tuple) -> None:
+    """Refuse a folder option that cannot be one before any work starts: each ``(value, option, write, uri)`` goes
+    through ``trainer.storage.check_folder`` (None: not given)."""
+    from trainer.storage import StorageError, check_folder
+
+    for value, option, write, uri in options:
+        if value is not None:
+            try:
+                check_folder(value, option, write=write, uri=uri)
+            except StorageError as e:
+                fail(str(e))
+
+
 RESULTS_HELP = ("Root of the sweeps' outputs (a sweep goes to DIR/<name>/): a directory, or a pyarrow file-system URI "
                 "such as s3://bucket/results (options as ?endpoint_override=host:port&scheme=http).")
 
@@ -39,7 +53,7 @@ def launch(
     dashboard: bool = typer.Option(True, "--dashboard/--no-dashboard", help="Start the Ray dashboard (local Ray)."),
     dashboard_host: str = typer.Option("127.0.0.1", "--dashboard-host",
                                        help="Address the dashboard binds to; beyond loopback, Ray's token guards it."),
-    data_dir: Path = typer.Option(Path("data"), "--data-dir", help="Where prepared datasets are cached."),
+    data_dir: str = typer.Option("data", "--data-dir", help="Where prepared datasets are cached (a local folder)."),
     verbose: bool = typer.Option(False, "--verbose", help="Show the trials' own logs."),
     allow_open_network: bool = typer.Option(False, "--allow-open-network",
                                             help="Let a local launch's dashboard listen beyond loopback with "
@@ -59,8 +73,9 @@ def launch(
     from orchestrator.launch.address import AddressError
     from trainer.data import DataError
 
+    check_folders((results, "--results", not dry_run, True), (data_dir, "--data-dir", False, False))
     opts = LaunchOptions(results=results, address=address, dry_run=dry_run, max_concurrent=max_concurrent,
-                         dashboard=dashboard, dashboard_host=dashboard_host, data_dir=data_dir, verbose=verbose,
+                         dashboard=dashboard, dashboard_host=dashboard_host, data_dir=Path(data_dir), verbose=verbose,
                          allow_open_network=allow_open_network, gpus=gpus, cpus=cpus, device=device)
     try:
         code = run_launch(spec, opts, echo=typer.echo)
@@ -73,7 +88,7 @@ def launch(
 def calibrate(
     spec: Path = typer.Argument(..., help="Sweep spec (YAML) whose trial shapes to time."),
     results: str = typer.Option("results", "--results", help=RESULTS_HELP),
-    data_dir: Path = typer.Option(Path("data"), "--data-dir", help="Where prepared datasets are cached."),
+    data_dir: str = typer.Option("data", "--data-dir", help="Where prepared datasets are cached (a local folder)."),
     steps: int = typer.Option(40, "--steps", min=5, help="Training steps timed per shape (after a warm-up)."),
 ) -> None:
     """Time each distinct trial shape of SPEC on this machine's device; estimates use the figures from then on."""
@@ -83,8 +98,9 @@ def calibrate(
     from trainer.data import DataError
     from trainer.storage import StorageError
 
+    check_folders((results, "--results", True, True), (data_dir, "--data-dir", False, False))
     try:
-        where, _ = run_calibrate(load_spec(spec, check_dataset=False), results=results, data_dir=data_dir,
+        where, _ = run_calibrate(load_spec(spec, check_dataset=False), results=results, data_dir=Path(data_dir),
                                  steps=steps, echo=typer.echo)
     except (SpecError, DataError, StorageError, ValueError) as e:
         fail(str(e).replace("\n", "\ngnsweep: "))
@@ -108,6 +124,7 @@ def status(
     from results.store import DamagedResults
     from trainer.storage import StorageError, sweep_location
 
+    check_folders((results, "--results", False, True))
     if watch:
         from orchestrator.watch.live import watch as watch_sweep
 
@@ -129,17 +146,18 @@ def status(
 def report(
     name: str = typer.Argument(..., help="Sweep name."),
     results: str = typer.Option("results", "--results", help=RESULTS_HELP),
-    out: Optional[Path] = typer.Option(None, "--out", help="Local directory for the report (default: the sweep's "
-                                       "report/ folder; for results at a URI, ./results/NAME/report)."),
+    out: Optional[str] = typer.Option(None, "--out", help="Local directory for the report (default: the sweep's "
+                                      "report/ folder; for results at a URI, ./results/NAME/report)."),
 ) -> None:
     """Write the paper's tables and figures for a sweep to DIR/NAME/report/ (report.md, report.html)."""
     from results.report import ReportError, write_report
     from results.store import DamagedResults
     from trainer.storage import StorageError, sweep_location
 
+    check_folders((results, "--results", False, True), (out, "--out", True, False))
     try:
         sweep = sweep_location(results, name)
-        path = write_report(sweep, out)
+        path = write_report(sweep, Path(out) if out is not None else None)
     except (ReportError, StorageError, DamagedResults) as e:
         fail(str(e))
     typer.echo(f"report: {path}")
@@ -159,6 +177,7 @@ def data_prepare(
     """Write a dataset as TFRecord shards of the original JPEG bytes plus dataset.json."""
     from trainer import data
 
+    check_folders((out, "--out", True, True))
     _exit_on_sigterm()
     try:
         info = data.prepare(source, out, shards=shards, skip_bad=skip_bad)
@@ -170,7 +189,7 @@ def data_prepare(
 
 @data_app.command("download")
 def data_download(
-    out: Path = typer.Option(..., "--out", help="Directory to save tiny-imagenet-200.zip into."),
+    out: str = typer.Option(..., "--out", help="Directory to save tiny-imagenet-200.zip into."),
     url: str = typer.Option(None, "--url", help="Mirror of the official archive."),
     timeout: float = typer.Option(3600, "--timeout", min=1, help="Give up after this many seconds in all."),
 ) -> None:
@@ -178,9 +197,10 @@ def data_download(
     from trainer import data
     from trainer.data.download import download
 
+    check_folders((out, "--out", True, False))
     _exit_on_sigterm()
     try:
-        path = download(out, deadline_s=timeout, **({"url": url} if url else {}))
+        path = download(Path(out), deadline_s=timeout, **({"url": url} if url else {}))
     except data.DataError as e:
         fail(str(e))
     typer.echo(f"downloaded {path}")

@@ -31,6 +31,43 @@ def file_digest(path: str | Path, algorithm: str) -> str:
         return hashlib.file_digest(f, algorithm).hexdigest()
 
 
+def check_folder(value: str | Path, option: str, *, write: bool, uri: bool = True) -> None:
+    """Refuse, before any work starts, a value of a folder option (``--results``, ``--out``, ...) that cannot be
+    one: empty, a NUL byte, a file where the folder (or one above it) should be, a folder this process cannot
+    create or write in (``write``), a malformed URI, or a URI where only a local folder will do (``uri`` false).
+    Raises StorageError, one line naming the option. A folder that does not exist yet is fine: it is made when
+    written."""
+    text = os.fspath(value)
+    shown = text if len(text) <= 120 else f"{text[:117]}..."
+    label = f"{option} {shown!r}" if not text or text != text.strip() or not text.isprintable() else \
+        f"{option} {shown}"
+    if URI.match(text) and not text.startswith("file://"):
+        if not uri:
+            raise StorageError(f"{label}: must be a local folder here, not a URI")
+        try:
+            where = Location.of(text)
+        except StorageError as e:
+            raise StorageError(f"{option} {e}") from None
+        if not where.path.strip("/"):
+            raise StorageError(f"{label}: names no bucket or path")
+        return
+    if not text:
+        raise StorageError(f"{label}: an empty path; name a folder")
+    if "\0" in text:
+        raise StorageError(f"{label}: a path cannot contain a NUL byte")
+    path = Path(Location.of(text).path)
+    try:
+        existing = next(p for p in (path, *path.parents) if p.exists())
+        if not existing.is_dir():
+            where = "" if existing == path else f" ({existing} is a file)"
+            raise StorageError(f"{label}: not a folder{where or ' (a file is there)'}")
+        if write and not os.access(existing, os.W_OK | os.X_OK):
+            what = "write in it" if existing == path else f"create it ({existing} is not writable)"
+            raise StorageError(f"{label}: cannot {what}")
+    except OSError as e:  # a name too long, a loop of symlinks
+        raise StorageError(f"{label}: not a usable path ({e.strerror or e})") from None
+
+
 def sweep_location(results: str | Path, name: str) -> "Location":
     """Where sweep ``name`` keeps its outputs under the results root ``results`` (``--results``)."""
     return Location.of(results) / name

@@ -1,6 +1,7 @@
 """``gnsweep status NAME --watch``: a table of the sweep's trials, redrawn in place (Rich) until every planned trial,
 shared or not, has ended, or no launch runs the sweep any more; read from the results store, so it works from any
-machine that sees the results, beside any launch. Its counts and time left are ``tally``'s, as in ``status`` and the launch's progress line.
+machine that sees the results, beside any launch. Its counts and time left are ``tally``'s, as in ``status`` and the
+launch's progress line.
 
 Without a terminal (a pipe, a log file) the table is printed again whenever it changes, without colour codes.
 """

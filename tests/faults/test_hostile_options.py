@@ -141,3 +141,99 @@ def test_a_live_cluster_passes_the_check():
         assert check_address(cluster.address, "--address") == cluster.address
     finally:
         cluster.shutdown()
+
+
+# --- folder options -------------------------------------------------------------------------------------------------
+
+def write_sweep(sweep: Path) -> None:
+    """A finished sweep of one trial, through the store's own writers."""
+    from datetime import datetime, timezone
+
+    from results import store
+    from results.records import EpochRow, SweepRecord, TrialRow
+
+    base = {"sweep": sweep.name, "trial_key": "bn-b32-s0", "model": "resnet8", "norm": "bn", "batch_size": 32,
+            "groups": None, "channels_per_group": None, "seed": 0}
+    now = datetime.now(timezone.utc)
+    store.write_sweep(sweep, SweepRecord(sweep.name, {"train.epochs": 1}, ("bn-b32-s0",), {}))
+    store.write_epoch_row(sweep, EpochRow(**base, epoch=1, train_loss=1.0, train_err=40.0, val_loss=1.1, val_err=45.0,
+                                          val_err_top5=10.0, lr=0.1, epoch_seconds=2.0, images_per_second=700.0,
+                                          attempt=0, node="n", recorded_at=now))
+    store.write_trial_row(sweep, TrialRow(**base, status="completed", epochs=1, final_val_err=45.0, best_val_err=45.0,
+                                          error=None, studies=("single",), attempts=1, started_at=now, ended_at=now,
+                                          train_seconds=2.0))
+
+
+@pytest.fixture
+def locked_dir(tmp_path):
+    """A folder this process cannot write in: read-only by mode, or immutable where the tests run as root."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    immutable = False
+    if os.access(folder, os.W_OK):
+        immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+        if not immutable:
+            pytest.skip("no way to make a folder unwritable here (root without chattr)")
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    folder.chmod(0o755)
+
+
+FOLDER_CASES = [  # (id, command line with {file}, {locked}, {spec}; the option named; what the line says)
+    ("launch-results-file", "launch {spec} --results {file}", "--results", "not a folder (a file is there)"),
+    ("launch-results-under-file", "launch {spec} --results {file}/sweeps", "--results", "is a file)"),
+    ("launch-results-locked", "launch {spec} --results {locked}/results", "--results", "cannot create it"),
+    ("launch-results-bad-uri-option", "launch {spec} --results s3://bucket/r?colour=red", "--results",
+     "cannot open this location"),
+    ("launch-results-unknown-scheme", "launch {spec} --results nope://bucket/r", "--results",
+     "cannot open this location"),
+    ("launch-results-no-bucket", "launch {spec} --results s3://", "--results", "names no bucket"),
+    ("launch-results-empty", "launch {spec} --results ''", "--results", "an empty path"),
+    ("dry-run-results-file", "launch {spec} --dry-run --results {file}", "--results", "not a folder"),
+    ("launch-data-dir-file", "launch {spec} --data-dir {file}", "--data-dir", "not a folder"),
+    ("calibrate-results-file", "calibrate {spec} --results {file}", "--results", "not a folder"),
+    ("calibrate-results-locked", "calibrate {spec} --results {locked}", "--results", "cannot write in it"),
+    ("calibrate-data-dir-file", "calibrate {spec} --data-dir {file}/d", "--data-dir", "is a file)"),
+    ("status-results-file", "status s --results {file}", "--results", "not a folder"),
+    ("status-results-bad-uri", "status s --results nope://x", "--results", "cannot open this location"),
+    ("watch-results-file", "status s --watch --results {file}", "--results", "not a folder"),
+    ("report-results-file", "report s --results {file}", "--results", "not a folder"),
+    ("report-out-file", "report s --out {file}", "--out", "not a folder (a file is there)"),
+    ("report-out-locked", "report s --out {locked}/report", "--out", "cannot create it"),
+    ("report-out-uri", "report s --out s3://bucket/report", "--out", "must be a local folder here, not a URI"),
+    ("prepare-out-file", "data prepare digits --out {file}", "--out", "not a folder"),
+    ("prepare-out-locked", "data prepare digits --out {locked}/digits", "--out", "cannot create it"),
+    ("download-out-file", "data download --timeout 5 --out {file}", "--out", "not a folder"),
+    ("download-out-locked", "data download --timeout 5 --out {locked}", "--out", "cannot write in it"),
+]
+
+
+@pytest.mark.parametrize("case,line,option,says", FOLDER_CASES, ids=[c[0] for c in FOLDER_CASES])
+def test_a_folder_option_that_cannot_be_one_is_refused_before_any_work(case, line, option, says, workdir,
+                                                                      locked_dir):
+    """A file where a folder is expected, a folder nobody may write in, a malformed URI: each is one line naming the
+    option, exit 2, and nothing written (before: tracebacks, half-made folders, or work done first)."""
+    import shlex
+
+    from typer.testing import CliRunner
+
+    from orchestrator.cli import app
+
+    (workdir / "a-file").write_text("not a folder\n")
+    write_sweep(workdir / "results" / "s")  # status and report would succeed but for the option
+    args = shlex.split(line.format(spec=workdir / "spec.yaml", file=workdir / "a-file", locked=locked_dir))
+    before = sorted(p.relative_to(workdir) for p in workdir.rglob("*"))
+    cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        result = CliRunner().invoke(app, args)
+    finally:
+        os.chdir(cwd)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"gnsweep: {option} "), result.stderr
+    assert says is None or says in lines[0], lines[0]
+    assert sorted(p.relative_to(workdir) for p in workdir.rglob("*")) == before
