@@ -12,9 +12,12 @@ from typing import Optional
 
 import typer
 
+# Click's own help layout (rich_markup_mode=None): at 80 columns Rich's panels cut option names and URLs with an
+# ellipsis; every option has a metavar that says what it takes.
 app = typer.Typer(help="Group Normalization sweeps on Ray Tune.", no_args_is_help=True, add_completion=False,
-                  pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Prepare or download datasets as TFRecord shards.", no_args_is_help=True)
+                  pretty_exceptions_enable=False, rich_markup_mode=None)
+data_app = typer.Typer(help="Prepare or download datasets as TFRecord shards.", no_args_is_help=True,
+                       rich_markup_mode=None)
 app.add_typer(data_app, name="data")
 
 EXIT_USAGE = 2
@@ -39,29 +42,35 @@ def check_folders(*options: tuple) -> None:
                 fail(str(e))
 
 
-RESULTS_HELP = ("Root of the sweeps' outputs (a sweep goes to DIR/<name>/): a directory, or a pyarrow file-system URI "
+RESULTS_HELP = ("Root of the sweeps' outputs (a sweep goes to DIR/NAME/): a directory, or a pyarrow file-system URI "
                 "such as s3://bucket/results (options as ?endpoint_override=host:port&scheme=http).")
 
 
-@app.command()
+@app.command(short_help="Validate a spec and run its trials (or --dry-run).")
 def launch(
-    spec: Path = typer.Argument(..., help="Sweep spec (YAML)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Join this Ray cluster instead of a local one."),
-    results: str = typer.Option("results", "--results", help=RESULTS_HELP),
+    spec: Path = typer.Argument(..., metavar="SPEC", help="Sweep spec (YAML)."),
+    address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
+                                          help="Join this Ray cluster instead of a local one (ray://HOST:PORT and "
+                                               "auto too)."),
+    results: str = typer.Option("results", "--results", metavar="DIR|URI", help=RESULTS_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and start nothing."),
-    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, help="Trials at once."),
+    max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, metavar="N", help="Trials at once."),
     dashboard: bool = typer.Option(True, "--dashboard/--no-dashboard", help="Start the Ray dashboard (local Ray)."),
-    dashboard_host: str = typer.Option("127.0.0.1", "--dashboard-host",
+    dashboard_host: str = typer.Option("127.0.0.1", "--dashboard-host", metavar="HOST",
                                        help="Address the dashboard binds to; beyond loopback, Ray's token guards it."),
-    data_dir: str = typer.Option("data", "--data-dir", help="Where prepared datasets are cached (a local folder)."),
+    data_dir: str = typer.Option("data", "--data-dir", metavar="DIR",
+                                 help="Where prepared datasets are cached (a local folder)."),
     verbose: bool = typer.Option(False, "--verbose", help="Show the trials' own logs."),
     allow_open_network: bool = typer.Option(False, "--allow-open-network",
                                             help="Let a local launch's dashboard listen beyond loopback with "
                                                  "RAY_AUTH_MODE=disabled (anyone who reaches it can run code here)."),
-    gpus: Optional[int] = typer.Option(None, "--gpus", min=1, help="Dry run: the wall time on this many GPUs."),
-    cpus: Optional[int] = typer.Option(None, "--cpus", min=1, help="Dry run: the wall time on this many CPUs."),
-    device: Optional[str] = typer.Option(None, "--device", help="Estimate for this device: A100, H100, H200, T4, "
-                                         "A10G, CPU, or a device name gnsweep calibrate measured."),
+    gpus: Optional[int] = typer.Option(None, "--gpus", min=1, metavar="N",
+                                       help="Dry run: the wall time on this many GPUs."),
+    cpus: Optional[int] = typer.Option(None, "--cpus", min=1, metavar="N",
+                                       help="Dry run: the wall time on this many CPUs."),
+    device: Optional[str] = typer.Option(None, "--device", metavar="NAME",
+                                         help="Estimate for this device: A100, H100, H200, T4, A10G, CPU, or a device "
+                                              "gnsweep calibrate measured."),
 ) -> None:
     """Validate a sweep spec, print the plan, and run the trials not completed yet (longest first)."""
     from orchestrator.launch.lock import LockError
@@ -84,12 +93,14 @@ def launch(
     raise typer.Exit(code)
 
 
-@app.command()
+@app.command(short_help="Time each trial shape of a spec on this machine.")
 def calibrate(
-    spec: Path = typer.Argument(..., help="Sweep spec (YAML) whose trial shapes to time."),
-    results: str = typer.Option("results", "--results", help=RESULTS_HELP),
-    data_dir: str = typer.Option("data", "--data-dir", help="Where prepared datasets are cached (a local folder)."),
-    steps: int = typer.Option(40, "--steps", min=5, help="Training steps timed per shape (after a warm-up)."),
+    spec: Path = typer.Argument(..., metavar="SPEC", help="Sweep spec (YAML) whose trial shapes to time."),
+    results: str = typer.Option("results", "--results", metavar="DIR|URI", help=RESULTS_HELP),
+    data_dir: str = typer.Option("data", "--data-dir", metavar="DIR",
+                                 help="Where prepared datasets are cached (a local folder)."),
+    steps: int = typer.Option(40, "--steps", min=5, metavar="N",
+                              help="Training steps timed per shape (after a warm-up)."),
 ) -> None:
     """Time each distinct trial shape of SPEC on this machine's device; estimates use the figures from then on."""
     from orchestrator.cost.calibrate import calibrate as run_calibrate
@@ -109,14 +120,15 @@ def calibrate(
     typer.echo(f"calibration: {where} (pd.read_parquet)")
 
 
-@app.command()
+@app.command(short_help="One line per trial of a sweep (--watch: live).")
 def status(
-    name: str = typer.Argument(..., help="Sweep name."),
-    results: str = typer.Option("results", "--results", help=RESULTS_HELP),
+    name: str = typer.Argument(..., metavar="NAME", help="Sweep name."),
+    results: str = typer.Option("results", "--results", metavar="DIR|URI", help=RESULTS_HELP),
     watch: bool = typer.Option(False, "--watch", help="Redraw a table in place until the sweep ends: epoch, latest "
                                "and best val error, images/s, time left per trial. Ends with status 1 when no launch "
                                "runs the sweep any more while trials are left."),
-    interval: float = typer.Option(2.0, "--interval", min=0.05, help="Seconds between redraws (--watch)."),
+    interval: float = typer.Option(2.0, "--interval", min=0.05, metavar="SECONDS",
+                                   help="Seconds between redraws (--watch)."),
 ) -> None:
     """One line per trial: status, epochs done, latest and final error, time left; then the counts and time left."""
     from orchestrator.watch.status import status_lines
@@ -142,12 +154,13 @@ def status(
         fail(str(e))
 
 
-@app.command()
+@app.command(short_help="Write a sweep's report: tables and figures.")
 def report(
-    name: str = typer.Argument(..., help="Sweep name."),
-    results: str = typer.Option("results", "--results", help=RESULTS_HELP),
-    out: Optional[str] = typer.Option(None, "--out", help="Local directory for the report (default: the sweep's "
-                                      "report/ folder; for results at a URI, ./results/NAME/report)."),
+    name: str = typer.Argument(..., metavar="NAME", help="Sweep name."),
+    results: str = typer.Option("results", "--results", metavar="DIR|URI", help=RESULTS_HELP),
+    out: Optional[str] = typer.Option(None, "--out", metavar="DIR",
+                                      help="Local directory for the report (default: the sweep's report/ folder; for "
+                                           "results at a URI, ./results/NAME/report)."),
 ) -> None:
     """Write the paper's tables and figures for a sweep to DIR/NAME/report/ (report.md, report.html)."""
     from results.report import ReportError, write_report
@@ -169,9 +182,9 @@ def report(
 
 @data_app.command("prepare")
 def data_prepare(
-    source: str = typer.Argument(..., help="A Tiny ImageNet directory or zip, or 'digits'."),
-    out: Path = typer.Option(..., "--out", help="Directory to write shards and dataset.json into."),
-    shards: Optional[int] = typer.Option(None, "--shards", min=1, help="Train shards (default: by size)."),
+    source: str = typer.Argument(..., metavar="SOURCE", help="A Tiny ImageNet directory or zip, or 'digits'."),
+    out: Path = typer.Option(..., "--out", metavar="DIR", help="Directory to write shards and dataset.json into."),
+    shards: Optional[int] = typer.Option(None, "--shards", min=1, metavar="N", help="Train shards (default: by size)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images instead of stopping."),
 ) -> None:
     """Write a dataset as TFRecord shards of the original JPEG bytes plus dataset.json."""
@@ -189,9 +202,10 @@ def data_prepare(
 
 @data_app.command("download")
 def data_download(
-    out: str = typer.Option(..., "--out", help="Directory to save tiny-imagenet-200.zip into."),
-    url: str = typer.Option(None, "--url", help="Mirror of the official archive."),
-    timeout: float = typer.Option(3600, "--timeout", min=1, help="Give up after this many seconds in all."),
+    out: str = typer.Option(..., "--out", metavar="DIR", help="Directory to save tiny-imagenet-200.zip into."),
+    url: str = typer.Option(None, "--url", metavar="URL", help="Mirror of the official archive."),
+    timeout: float = typer.Option(3600, "--timeout", min=1, metavar="SECONDS",
+                                  help="Give up after this many seconds in all."),
 ) -> None:
     """Download the official Tiny ImageNet-200 archive and check its md5."""
     from trainer import data
@@ -213,7 +227,7 @@ def _exit_on_sigterm() -> None:
 
 @app.callback()
 def options(verbose: bool = typer.Option(False, "--verbose", help="Show TensorFlow's, absl's and Ray's own log "
-                                         "lines too (otherwise in ~/.cache/gnsweep/native-stderr.log).")) -> None:
+                                         "lines too (otherwise in ~/.cache/gnsweep/native-stderr-PID.log).")) -> None:
     """Group Normalization sweeps on Ray Tune."""
 
 

@@ -80,6 +80,17 @@ def load(directory: str | Path | Location) -> Checkpoint | None:
         return _read(Path(tmp))
 
 
+def latest_epoch(directory: str | Path | Location) -> int:
+    """The epochs done in the latest checkpoint (0 when there is none), from ``latest`` alone: what a resumed trial
+    starts after, known without loading the model."""
+    pointer = Location.of(directory) / LATEST
+    try:
+        name = pointer.read_text().strip() if pointer.exists() else ""
+    except (OSError, ValueError):
+        return 0
+    return int(name[len("epoch-"):]) if name.startswith("epoch-") and name[len("epoch-"):].isdigit() else 0
+
+
 def _read(folder: Path) -> Checkpoint:
     import keras
 

@@ -139,8 +139,12 @@ def measure(config, pipeline, shape: DataShape, steps: int, cpus: float, gpu: bo
     timed = -(-max(steps, 2 * spe) // spe) * spe + spe  # the first call's steps are not counted
     per_epoch = pipeline.steps_per_epoch(global_batch)
     if per_epoch < timed:
-        raise ValueError(f"{pipeline.dataset_dir}: {pipeline.train_examples()} training images give {per_epoch} "
-                         f"steps of batch {global_batch}; calibrating needs {timed}")
+        fits = (per_epoch - spe) // spe * spe  # the most steps timed after the warm-up that one epoch holds
+        hint = (f"pass --steps {fits} or fewer" if fits >= max(2 * spe, 5) else
+                f"too few to time batch {global_batch}: calibrate on a larger dataset")
+        raise ValueError(f"--steps {steps}: {pipeline.dataset_dir} has {pipeline.train_examples()} training images, "
+                         f"{per_epoch} steps of batch {global_batch} an epoch, and timing {steps} steps needs "
+                         f"{timed} with the warm-up; {hint}")
     t0 = time.perf_counter()
     with _strategy(config.replicas).scope():
         keras.utils.set_random_seed(config.seed)

@@ -44,6 +44,14 @@ def calibration_file(results, device: str) -> Location:
     return Location.of(results) / CALIBRATION_DIR / f"{slug(device)}.parquet"
 
 
+def calibrated_devices(results) -> list[str]:
+    """The devices ``gnsweep calibrate`` measured under ``results`` (their file names: ``nvidia-h200``)."""
+    try:
+        return [f.name[: -len(".parquet")] for f in (Location.of(results) / CALIBRATION_DIR).files("*.parquet")]
+    except (OSError, ValueError):
+        return []
+
+
 def read_calibration(results, device: str) -> pd.DataFrame:
     """The device's calibration rows (empty when it has none, or the file cannot be read)."""
     where = calibration_file(results, device)

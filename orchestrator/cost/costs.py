@@ -48,6 +48,18 @@ def on_cpus(spec, cluster: devices.ClusterShape, gpus: int | None, cpus: int | N
     return not wants_gpu(spec) or bool(cpus and not gpus)
 
 
+def device_problem(device: str, results) -> str | None:
+    """Why ``--device`` cannot be estimated for: neither an assumed device nor one calibrated under ``results``
+    (an unknown name was priced as an A100)."""
+    from orchestrator.cost.calibration import calibrated_devices
+
+    calibrated = calibrated_devices(results)
+    if devices.assumed_kind(device) is not None or devices.slug(device) in calibrated:
+        return None
+    known = ", ".join(devices.ASSUMED) + (f"; calibrated here: {', '.join(calibrated)}" if calibrated else "")
+    return f"not a device gnsweep knows; use one of {known} (or measure it with gnsweep calibrate on it)"
+
+
 def pick_device(spec, cluster: devices.ClusterShape, asked: str | None, cpu: bool = False) -> tuple[str, str]:
     """The device the estimate is for, and why that one."""
     if asked:

@@ -36,15 +36,22 @@ ASSUMED = {
 DEFAULT_GPU = "A100"
 
 
-def assumed_model(device: str) -> DeviceModel:
-    """The assumed-throughput entry matching a device name ("NVIDIA H200", "Tesla T4", "a10g", "cpu: ..."); a GPU
-    of an unknown kind gets the default GPU's numbers under its own name."""
+def assumed_kind(device: str) -> str | None:
+    """The ASSUMED entry a device name is ("NVIDIA H200" is H200, "cpu: ..." is CPU), or None for a name that is
+    none of them."""
     upper = device.upper()
     for key in sorted(ASSUMED, key=len, reverse=True):
         if re.search(rf"(^|[^A-Z0-9]){key}($|[^A-Z0-9])", upper):
-            return ASSUMED[key]
-    if upper.startswith("CPU"):
-        return ASSUMED["CPU"]
+            return key
+    return "CPU" if upper.startswith("CPU") else None
+
+
+def assumed_model(device: str) -> DeviceModel:
+    """The assumed-throughput entry matching a device name ("NVIDIA H200", "Tesla T4", "a10g", "cpu: ..."); a GPU
+    of an unknown kind gets the default GPU's numbers under its own name."""
+    kind = assumed_kind(device)
+    if kind is not None:
+        return ASSUMED[kind]
     return DeviceModel(device, ASSUMED[DEFAULT_GPU].tflops, ASSUMED[DEFAULT_GPU].step_overhead_per_layer_s)
 
 

@@ -34,6 +34,24 @@ class LaunchOptions:
     device: str | None = None  # estimate for this device (A100, H100, H200, T4, A10G, CPU or a calibrated name)
 
 
+def refusal(sweep_dir: Location, spec):
+    """What a launch of ``spec`` would refuse in ``sweep_dir`` before writing anything, read only (the dry run asks
+    too): a damaged results file (raises DamagedResults), or settings other than those the sweep was run with
+    (raises LaunchError). Returns the sweep's record, None for a new sweep."""
+    from results import store
+
+    store.check_sweep(sweep_dir)
+    recorded = store.read_sweep(sweep_dir)
+    if recorded is not None:
+        old, fingerprint = recorded.fingerprint, spec.fingerprint()
+        changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+        if changed:
+            diffs = "; ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in changed)
+            raise LaunchError(f"{sweep_dir / store.SWEEP_FILE}: sweep {spec.name!r} was run with other settings "
+                              f"({diffs}); give the spec a new name or use another --results directory")
+    return recorded
+
+
 def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial]) -> None:
     """Refuse to mix results of different training settings under one sweep name; record the plan (its keys and
     its studies' kinds). Reads every results file first, so a damaged one is named before anything is written and
@@ -41,21 +59,13 @@ def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial]) -> 
     from results import store
     from results.records import SweepRecord
 
-    store.check_sweep(sweep_dir)
-    fingerprint = spec.fingerprint()
+    recorded = refusal(sweep_dir, spec)
     keys, kinds = [t.key for t in trials], study_kinds(spec)
-    recorded = store.read_sweep(sweep_dir)
     if recorded is not None:
-        old = recorded.fingerprint
-        changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
-        if changed:
-            diffs = "; ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in changed)
-            raise LaunchError(f"{sweep_dir / store.SWEEP_FILE}: sweep {spec.name!r} was run with other settings "
-                              f"({diffs}); give the spec a new name or use another --results directory")
         keys = list(dict.fromkeys([*recorded.trials, *keys]))
         kinds = {**recorded.studies, **kinds}
     try:
-        store.write_sweep(sweep_dir, SweepRecord(spec.name, fingerprint, tuple(keys), kinds))
+        store.write_sweep(sweep_dir, SweepRecord(spec.name, spec.fingerprint(), tuple(keys), kinds))
     except store.StoreError as e:
         raise LaunchError(f"--results: {e}") from None
 
@@ -82,6 +92,18 @@ def record_shared(sweep_dir: Location, trials: list[PlannedTrial], prior: dict) 
         raise LaunchError(f"--results: {e}") from None
 
 
+def token_auth_enabled() -> bool:
+    """Whether the Ray this driver is connected to checks tokens (Ray's own answer, else what RAY_AUTH_MODE says)."""
+    from orchestrator.launch import network
+
+    try:
+        from ray._private.authentication.authentication_utils import is_token_auth_enabled
+
+        return bool(is_token_auth_enabled())
+    except (ImportError, AttributeError):
+        return network.token_auth_on()
+
+
 def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
     import ray
 
@@ -103,7 +125,8 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
         ctx = ray.init(address="local", include_dashboard=opts.dashboard, dashboard_host=opts.dashboard_host, **kwargs)
         network.check_node_address(ctx.address_info["node_ip_address"], opts.allow_open_network, echo)
     if ctx.dashboard_url:
-        echo(f"Ray dashboard: http://{ctx.dashboard_url}")
+        for line in network.dashboard_lines(f"http://{ctx.dashboard_url}", token_auth_enabled()):
+            echo(line)
 
 
 @dataclass
@@ -211,6 +234,7 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
 
 
 def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher) -> int:
+    from results.terminal import terminal_text
     from orchestrator.launch.lock import lock_sweep
     from orchestrator.launch.network import check_exposure
     from orchestrator.spec.file import load_spec
@@ -218,6 +242,11 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
     from orchestrator.launch.address import check_address, named_address
 
     spec = load_spec(spec_path, check_dataset=not opts.dry_run)
+    if opts.device is not None:
+        from orchestrator.cost.costs import device_problem
+
+        if problem := device_problem(opts.device, opts.results):
+            raise LaunchError(f"--device {terminal_text(opts.device)}: {problem}")
     named = named_address(opts.address)
     address = check_address(*named) if named else None
     if not named:
@@ -233,6 +262,10 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
         shape = data_shape(spec.dataset, opts.data_dir)
         if shape.known:
             check_batches(spec, shape.train, spec.dataset, str(spec_path))
+        try:
+            refusal(Location.of(opts.results) / spec.name, spec)  # and the launch would refuse it: so does this
+        except StorageError as e:
+            raise LaunchError(f"--results {e}") from None
 
         for line in dry_run_lines(spec, trials, results=opts.results, data_dir=opts.data_dir, address=address,
                                   gpus=opts.gpus, cpus=opts.cpus, device=opts.device,

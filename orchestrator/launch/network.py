@@ -77,3 +77,23 @@ def check_node_address(node_ip: str, allow_open: bool, echo: Callable[[str], Non
                            f"can reach this machine could run code on it; unset {AUTH_ENV} or pass {ALLOW_FLAG}")
     else:
         echo(f"warning: {ALLOW_FLAG}: Ray's servers listen on {node_ip} without authentication")
+
+
+def token_source() -> str:
+    """Where Ray reads its token from (Ray 2.60: ``RAY_AUTH_TOKEN``, else the file ``RAY_AUTH_TOKEN_PATH``, else
+    ``~/.ray/auth_token``), said without the token itself."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "the RAY_AUTH_TOKEN variable"
+    return os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token"
+
+
+def dashboard_lines(url: str, token_auth: bool) -> list[str]:
+    """The dashboard's address and how to get in: with Ray's token authentication on (Ray 2.60 turns it on for every
+    cluster ``ray.init`` starts, loopback included), the page asks for the token before it shows anything, and
+    scripts send it as a header. Names where the token is, never the token."""
+    if not token_auth:
+        return [f"Ray dashboard: {url}", "  no authentication (RAY_AUTH_MODE=disabled): anyone who reaches it can "
+                                         "run code on the cluster"]
+    return [f"Ray dashboard: {url}",
+            f"  token authentication is on, on loopback too: the page asks for Ray's token, which `ray "
+            f"get-auth-token` prints (from {token_source()}); scripts send it as 'Authorization: Bearer <token>'"]

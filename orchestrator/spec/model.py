@@ -64,62 +64,83 @@ _TRAIN = TrainSettings()  # the defaults live there, once
 class TrainSpec(_Strict):
     """The paper's protocol, the same for every trial of the sweep (``trainer.config.TrainSettings``)."""
 
-    epochs: PosInt = _TRAIN.epochs
-    base_lr: Annotated[Real, Field(gt=0)] = _TRAIN.base_lr
-    base_batch: PosInt = _TRAIN.base_batch
-    momentum: Annotated[Real, Field(ge=0, lt=1)] = _TRAIN.momentum
-    weight_decay: Annotated[Real, Field(ge=0)] = _TRAIN.weight_decay
-    augment: StrictBool = _TRAIN.augment
-    precision: Literal[PRECISIONS] = _TRAIN.precision
+    epochs: PosInt = Field(_TRAIN.epochs, description="Epochs every trial trains, whatever its batch size.")
+    base_lr: Annotated[Real, Field(gt=0)] = Field(
+        _TRAIN.base_lr, description="Learning rate at base_batch images per step; scaled linearly with the batch "
+                                    "over all replicas, and divided by 10 at 30, 60 and 90% of the epochs.")
+    base_batch: PosInt = Field(_TRAIN.base_batch, description="The batch that base_lr is for.")
+    momentum: Annotated[Real, Field(ge=0, lt=1)] = Field(_TRAIN.momentum, description="SGD momentum.")
+    weight_decay: Annotated[Real, Field(ge=0)] = Field(
+        _TRAIN.weight_decay, description="L2 weight decay, on the normalization layers' gamma and beta too.")
+    augment: StrictBool = Field(_TRAIN.augment, description="Random crops (padding 4) and horizontal flips.")
+    precision: Literal[PRECISIONS] = Field(
+        _TRAIN.precision, description="float32, or mixed precision with bfloat16 or float16 compute.")
 
 
 class StudySpec(_Strict):
     """One grid: norm x batch size x (groups or channels per group, gn only) x the spec's seeds."""
 
-    norm: Annotated[list[Literal[NORM_KINDS]], Field(min_length=1), AfterValidator(_unique)]
-    batch_size: Grid
-    groups: Grid | None = None
-    channels_per_group: Grid | None = None
+    norm: Annotated[list[Literal[NORM_KINDS]], Field(min_length=1), AfterValidator(_unique)] = Field(
+        description="Normalizations to compare (bn, gn, ln, in or none).")
+    batch_size: Grid = Field(description="Batch sizes, images per replica (per GPU) as in the paper.")
+    groups: Grid | None = Field(None, description="GN's group counts (gn only; each divides every layer's channels).")
+    channels_per_group: Grid | None = Field(
+        None, description="GN's channels per group, instead of groups (gn only).")
 
 
 class Grouping(_Strict):
     """GN's grouping for studies that set none."""
 
-    groups: PosInt | None = None
-    channels_per_group: PosInt | None = None
+    groups: PosInt | None = Field(None, description="GN's group count where a study sets none (else the model's "
+                                                    "default).")
+    channels_per_group: PosInt | None = Field(None, description="GN's channels per group where a study sets none, "
+                                                                "instead of groups.")
 
 
 class ResourceOverride(_Strict):
-    cpu: Cpu | None = None
-    gpu: Gpu | None = None
+    """What one trial of a given batch size holds instead of the spec's resources."""
+
+    cpu: Cpu | None = Field(None, description="CPUs of one trial of this batch size.")
+    gpu: Gpu | None = Field(None, description="GPUs of one replica of this batch size (a fraction shares a GPU).")
 
 
 class ResourcesSpec(_Strict):
     """Per trial (per replica for GPUs); ``by_batch_size`` overrides them for some batch sizes (small batches can
     share a GPU)."""
 
-    cpu: Cpu = 1.0
-    gpu: Gpu = 0.0
-    by_batch_size: dict[PosInt, ResourceOverride] = {}
-    gpu_memory_gib: Annotated[Real, Field(gt=0)] | None = None  # the GPU the fractions are sized for (warnings)
+    cpu: Cpu = Field(1.0, description="CPUs of one trial.")
+    gpu: Gpu = Field(0.0, description="GPUs of one replica: a fraction up to 1 shares a GPU, above 1 a whole number.")
+    by_batch_size: dict[PosInt, ResourceOverride] = Field(
+        {}, description="Other resources for some batch sizes (small batches can share a GPU).")
+    gpu_memory_gib: Annotated[Real, Field(gt=0)] | None = Field(
+        None, description="Memory of the GPU the fractions are sized for; a fraction too small for a trial's "
+                          "estimated peak is a warning.")
 
 
 class SweepSpec(_Strict):
     """A validated sweep spec. ``dataset`` is kept as written: a relative path resolves against the current working
     directory of whoever loads the spec."""
 
-    name: Name
-    dataset: Annotated[str, Field(min_length=1)]
-    model: Literal[MODEL_NAMES]
-    train: TrainSpec = TrainSpec()
-    studies: Annotated[dict[Name, StudySpec], Field(min_length=1)]
+    name: Name = Field(description="The sweep's name: its results go to RESULTS/NAME/ (letters, digits, _ . -).")
+    dataset: Annotated[str, Field(min_length=1)] = Field(
+        description="Prepared shards (a folder with dataset.json), a Tiny ImageNet folder or zip, or builtin:digits; "
+                    "a relative path is from the current folder.")
+    model: Literal[MODEL_NAMES] = Field(description="The network every trial trains.")
+    train: TrainSpec = Field(TrainSpec(), description="The training protocol, the same for every trial.")
+    studies: Annotated[dict[Name, StudySpec], Field(min_length=1)] = Field(
+        description="Named grids; the union of their trials runs, each trial once.")
     seeds: Annotated[list[Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]], Field(min_length=1),
-                     AfterValidator(_unique)] = [0]
-    defaults: Grouping = Grouping()
-    resources: ResourcesSpec = ResourcesSpec()
-    replicas: PosInt = 1
-    retries: Annotated[StrictInt, Field(ge=0)] = 2
-    max_trials: Annotated[StrictInt, Field(ge=1, le=MAX_TRIALS_LIMIT)] = 1000
+                     AfterValidator(_unique)] = Field(
+        [0], description="Seeds every grid runs with, each a trial of its own (at most 2^31 - 1, as the tables "
+                         "store them).")
+    defaults: Grouping = Field(Grouping(), description="GN's grouping for studies that set none.")
+    resources: ResourcesSpec = Field(ResourcesSpec(), description="What one trial holds on the cluster.")
+    replicas: PosInt = Field(1, description="GPUs (or CPU replicas) per trial on one node; BN normalizes over each "
+                                            "replica's batch.")
+    retries: Annotated[StrictInt, Field(ge=0)] = Field(
+        2, description="Times a failed trial is tried again, from its checkpoint.")
+    max_trials: Annotated[StrictInt, Field(ge=1, le=MAX_TRIALS_LIMIT)] = Field(
+        1000, description="Refuse a spec whose grids expand to more trials than this.")
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(**self.train.model_dump())

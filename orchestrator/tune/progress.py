@@ -1,5 +1,6 @@
 """Progress of a running sweep on the terminal: one line per trial event, saying what ``describe`` says (the
-launch passes ``orchestrator.watch.tally``'s summary, the count ``status`` prints too) after the elapsed time."""
+launch passes ``orchestrator.watch.tally``'s summary, the count ``status`` prints too) after the elapsed time; a
+trial that starts from its checkpoint says from which epoch."""
 from __future__ import annotations
 
 import time
@@ -8,6 +9,8 @@ from typing import Callable
 from ray import tune
 
 from results.terminal import terminal_text
+from trainer.checkpoints import latest_epoch
+from trainer.storage import Location
 
 
 def _clock(seconds: float) -> str:
@@ -34,7 +37,10 @@ class ProgressPrinter(tune.Callback):
         self.echo(terminal_text(self.line(event)))
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._say(f"started {trial.config['trial']['key']}")
+        key = trial.config["trial"]["key"]
+        done = latest_epoch(Location.of(trial.config["checkpoint_root"]) / key) if "checkpoint_root" in \
+            trial.config else 0
+        self._say(f"started {key}" + (f" (resumed from epoch {done})" if done else ""))
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if time.monotonic() - self.last >= self.interval:

@@ -131,6 +131,17 @@ def test_every_listening_socket_is_on_loopback_or_behind_the_token(stopped_twice
 
 
 @pytest.mark.slow
+def test_the_launch_says_how_to_open_its_dashboard_without_printing_the_token(stopped_twice):
+    """Token authentication is on for loopback too; the launch says where the token is and how to send it."""
+    out = stopped_twice["first"].stdout
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Ray dashboard: http://"))
+    assert "token authentication is on, on loopback too" in lines[at + 1] and "ray get-auth-token" in lines[at + 1]
+    assert "~/.ray/auth_token" in lines[at + 1] and "Authorization: Bearer <token>" in lines[at + 1]
+    assert (Path.home() / ".ray" / "auth_token").read_text().strip() not in out
+
+
+@pytest.mark.slow
 def test_second_launch_of_a_running_sweep_is_refused_and_changes_nothing(stopped_twice):
     second, claim = stopped_twice["second"], stopped_twice["claim"]
     assert second.returncode == 2, second.stdout + second.stderr
@@ -172,9 +183,12 @@ def test_relaunch_resumes_the_interrupted_trials(stopped_twice):
     assert_one_row_per_epoch(epochs, {k: EPOCHS for k in KEYS})
     # epochs recorded before each signal were kept, not trained again
     assert {n: t for n, t in epoch_files(sweep_dir).items() if n in stopped_twice["files2"]} == stopped_twice["files2"]
-    # a trial stopped after some of its epochs went on from its checkpoint in a later attempt
+    # a trial stopped after some of its epochs went on from its checkpoint in a later attempt, and said so
     half = {k: n for k in KEYS if 0 < (n := sum(f.startswith(f"{k}-e") for f in stopped_twice["files2"])) < EPOCHS}
     assert half, stopped_twice["files2"]
+    for key, done in half.items():  # its checkpoint may hold one epoch more than was recorded when it was stopped
+        said = re.search(rf"started {key} \(resumed from epoch (\d+)\)", third.stdout)
+        assert said and int(said[1]) in (done, done + 1), third.stdout[-3000:]
     for key, done in half.items():
         attempts = epochs[epochs.trial_key == key].sort_values("epoch")["attempt"].tolist()
         assert attempts == sorted(attempts) and attempts[done] > attempts[done - 1], (key, attempts)

@@ -34,6 +34,7 @@ def test_calibrate_writes_a_table_that_the_dry_run_uses(tmp_path):
     (tmp_path / "cal.yaml").write_text(SPEC)
     run = gnsweep("calibrate", "cal.yaml", "--steps", "10", cwd=tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stderr == "", "gnsweep's own lines only (a tf.function retracing warning leaked): " + run.stderr
     path = tmp_path / "results" / "calibration" / f"{slug(local_device())}.parquet"
     assert f"calibration: {path}" in run.stdout
     table = pd.read_parquet(path)
@@ -52,3 +53,16 @@ def test_calibrate_writes_a_table_that_the_dry_run_uses(tmp_path):
     assert dry.returncode == 0, dry.stderr[-3000:]
     assert f"device: {local_device()}: calibrated (2 shapes measured by gnsweep calibrate)" in dry.stdout
     assert "wall time on this machine" in dry.stdout and "longest first" in dry.stdout
+
+
+def test_a_dataset_too_small_for_the_steps_names_steps(tmp_path):
+    """1,437 digits make 44 steps of batch 32 an epoch; 60 timed steps need 62 with the warm-up. The error said
+    'calibrating needs 62' without naming the option that sets it."""
+    (tmp_path / "cal.yaml").write_text(SPEC)
+    run = gnsweep("calibrate", "cal.yaml", "--steps", "60", cwd=tmp_path)
+    assert run.returncode == 2, run.stdout + run.stderr
+    lines = run.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gnsweep: --steps 60: "), run.stderr
+    assert "1437 training images, 44 steps of batch 32 an epoch" in lines[0]
+    assert lines[0].endswith("; pass --steps 42 or fewer"), lines[0]
+    assert not (tmp_path / "results").exists()

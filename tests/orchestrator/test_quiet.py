@@ -48,8 +48,9 @@ def test_commands_print_only_their_own_lines(tmp_path):
         strangers = [ln for ln in lines if not OWN_LINES.match(ln)]
         assert lines and not strangers, f"lines gnsweep did not write: {strangers}"
     assert "report.html" in report.stdout
-    native = (cache / "gnsweep" / "native-stderr.log").read_text()
-    assert TF_LINE.search(native), "TensorFlow's start-up lines should be in the native log"
+    logs = {p.name: p.read_text() for p in (cache / "gnsweep").glob("native-stderr-*.log")}
+    assert len(logs) == 2, "one native log per process, not one shared by all gnsweep processes"
+    assert any(TF_LINE.search(text) for text in logs.values()), "data prepare's TensorFlow lines belong in its log"
 
 
 def test_verbose_shows_tensorflows_own_lines(tmp_path):
