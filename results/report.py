@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from results import analysis, html, store
+from results import analysis, html, store, uncertainty
 from results.analysis import Study
 from results.paper import references_for
 from results.plots import draw_figures
+from results.records import ClaimRow
 from results.shared_runs import expand_shared, report_lines
 from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location
@@ -28,9 +29,9 @@ class ReportError(Exception):
     """The sweep cannot be reported on (no such directory, or no epoch recorded yet); the message is one line."""
 
 
-def _read_sweep(sweep_dir: Location) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
-    """The epochs and trials tables (the trials table may be empty) and the study kinds recorded at launch (none for
-    sweeps launched before they were recorded)."""
+def _read_sweep(sweep_dir: Location) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str], dict[str, int]]:
+    """The epochs and trials tables (the trials table may be empty), the study kinds and the dataset's image counts
+    recorded at launch (none for sweeps launched before they were recorded)."""
     if not sweep_dir.is_dir():
         raise ReportError(f"no sweep directory at {sweep_dir}")
     record = store.read_sweep(sweep_dir)
@@ -38,7 +39,7 @@ def _read_sweep(sweep_dir: Location) -> tuple[pd.DataFrame, pd.DataFrame, dict[s
     if epochs.empty:
         raise ReportError(f"no epochs recorded yet in {sweep_dir / store.EPOCHS}")
     epochs, trials = expand_shared(sweep_dir, epochs, store.read_trials(sweep_dir))
-    return epochs, trials, dict(record.studies) if record else {}
+    return epochs, trials, dict(record.studies) if record else {}, dict(record.images) if record else {}
 
 
 STUDY_TITLES = {
@@ -54,12 +55,13 @@ TOPICS = {
     "norm_order": "order of BN, LN, IN and GN",
     "gn_vs_bn": "GN's gap to BN at a regular batch",
     "train_err": "GN's training error against BN's",
+    "gn_flat": "GN's error across batch sizes (no change)",
     "groups": "best and worst group count",
     "channels_per_group": "best and worst channels per group",
 }
 
 
-def _header(sweep_dir: Location, epochs: pd.DataFrame, results: pd.DataFrame) -> list[str]:
+def _header(sweep_dir: Location, epochs: pd.DataFrame, results: pd.DataFrame, images: dict[str, int]) -> list[str]:
     name = str(epochs["sweep"].mode().iloc[0]) if epochs["sweep"].notna().any() else sweep_dir.name
     models = ", ".join(sorted(results["model"].dropna().astype(str).unique()))
     counts = results["status"].value_counts()
@@ -78,13 +80,29 @@ def _header(sweep_dir: Location, epochs: pd.DataFrame, results: pd.DataFrame) ->
         f"- Generated: {datetime.now(timezone.utc).isoformat(timespec='seconds')} from `{sweep_dir}`",
         f"- Error is top-1 validation error in percent; a trial's error is the median of its last {FINAL_EPOCHS} "
         f"epochs, as in the paper. References: {refs}.",
+        f"- Seeds per configuration: {_seeds(results)}; validation set: {_val_size(images)}.",
+        f"- Uncertainty: {uncertainty.MODEL}",
         "",
     ]
 
 
+def _seeds(results: pd.DataFrame) -> str:
+    per_config = results.groupby(list(analysis.DIMS), dropna=False)["seed"].nunique()
+    low, high = int(per_config.min()), int(per_config.max())
+    return (f"{low}" if low == high else f"{low} to {high}") + (" (the seeds' spread is not measured)"
+                                                                 if high == 1 else "")
+
+
+def _val_size(images: dict[str, int]) -> str:
+    if "val" in images:
+        return f"{images['val']:,} images (dataset.json, recorded at launch)"
+    return ("val size unknown (the sweep was launched before gnsweep recorded it): intervals use the seeds and the "
+            "epochs' spread only")
+
+
 def _study_section(study: Study, results: pd.DataFrame, claims: list[analysis.Claim],
-                   figures: list[tuple[str, Path]]) -> list[str]:
-    table = analysis.study_table(results, study)
+                   figures: list[tuple[str, Path]], val_images: int | None = None) -> list[str]:
+    table = analysis.study_table(results, study, val_images)
     batch = f" at batch {study.batch_size}" if study.batch_size else ""
     lines = [f"## Study `{study.name}`: {STUDY_TITLES[study.kind].format(batch=batch)}", "",
              analysis.table_markdown(table, study), ""]
@@ -119,27 +137,58 @@ def _trials_table(rows: pd.DataFrame, columns: dict[str, str]) -> str:
     return analysis.markdown_table(list(columns.values()), body)
 
 
-def _verdict(claim: analysis.Claim) -> str:
-    word = {True: "reproduced", False: "not reproduced", None: "no paper number to compare"}[claim.reproduced]
-    return word + (" (provisional: some trials not completed)" if claim.provisional else "")
+VERDICT_GUIDE = (
+    "Each paper claim this sweep has data for, with its verdict: **reproduced** when the 95% interval of the measured "
+    "quantity (in points of error) lies wholly on the paper's side of zero, or, for a no-change claim, wholly within "
+    "its tolerance; **contradicted** when it lies wholly on the other side (or outside the tolerance); "
+    "**inconclusive** when it straddles, with the seeds or validation images that would decide it; **too early** "
+    f"while trials still run or have fewer than {FINAL_EPOCHS} epochs. A claim made of several (an order, a worst "
+    "setting, a change at every batch) holds when each part does; its parts are listed under it, and its figures are "
+    "those of the part that decides it. The same rows are in `claims.parquet` beside this report; the sentences with "
+    "the measured figures are in the study sections below.")
+
+
+def _finding(row: ClaimRow) -> str:
+    """One row of the claims table as a Findings line."""
+    if row.measured is None:
+        figures = f"{row.quantity}: not measured"
+    else:
+        figures = f"{row.quantity}: {row.measured:+.1f} points [{row.low:+.1f}, {row.high:+.1f}]"
+    if row.paper is not None:
+        figures += f" (paper {row.paper:+.1f})"
+    seeds = f"{row.seeds} seed{'' if row.seeds == 1 else 's'}" + (f", {row.method}" if row.seeds > 1 else "")
+    extra = f"; tolerance ±{row.tolerance:g} points" if row.tolerance is not None else ""
+    decide = f"; {row.would_decide}" if row.would_decide else ""
+    return f"{row.claim}: **{row.verdict}**; {figures}; {seeds}{extra}{decide}"
+
+
+def findings(claims: list[analysis.Claim]) -> list[str]:
+    """The Findings list: each claim's row, its parts' rows indented under it."""
+    lines = []
+    for c in claims:
+        for row in c.rows:
+            if row.part_of is None:
+                lines.append(f"- Study `{c.study}`, {TOPICS.get(c.topic, c.topic)}: {_finding(row)}")
+            else:
+                lines.append(f"  - {_finding(row)}")
+    return lines or ["- No paper claim can be checked yet: the sweep lacks the configurations a claim compares."]
 
 
 def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path,
-                  kinds: dict[str, str] | None = None) -> str:
-    """The report's markdown for these tables, drawing its figures into ``report_dir``; ``kinds``: the studies'
-    kinds as recorded at launch."""
+                  kinds: dict[str, str] | None = None, images: dict[str, int] | None = None) -> str:
+    """The report's markdown for these tables, drawing its figures and writing its claims table (``claims.parquet``,
+    the Findings' rows) into ``report_dir``; ``kinds`` and ``images``: the studies' kinds and the dataset's image
+    counts as recorded at launch."""
+    images = images or {}
     results = analysis.trial_results(epochs, trials)
     studies = analysis.find_studies(results, kinds)
-    claims = analysis.claims(results, studies)
+    claims = analysis.claims(results, studies, images)
+    store.write_claim_rows(report_dir, [row for c in claims for row in c.rows])
     figures = draw_figures(epochs, results, studies, report_dir)
-    lines = _header(sweep_dir, epochs, results) + report_lines(trials)
-    lines += ["## Findings", "", "Each paper claim this sweep has data for; the sentences with the measured figures "
-              "are in the study sections below.", ""]
-    lines += [f"- Study `{c.study}`, {TOPICS.get(c.topic, c.topic)}: {_verdict(c)}" for c in claims] or [
-        "- No paper claim can be checked yet: the sweep lacks the configurations a claim compares."]
-    lines.append("")
+    lines = _header(sweep_dir, epochs, results, images) + report_lines(trials)
+    lines += ["## Findings", "", VERDICT_GUIDE, ""] + findings(claims) + [""]
     for study in studies:
-        lines += _study_section(study, results, claims, figures.get(study.name, []))
+        lines += _study_section(study, results, claims, figures.get(study.name, []), images.get("val"))
     bad = analysis.incomplete_trials(results)
     lines += ["## Trials not completed", ""]
     if bad.empty:
@@ -178,11 +227,11 @@ def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path
     files stay. Raises ReportError when the sweep directory is missing or holds no epochs yet, DamagedResults when a
     results file is not what gnsweep wrote."""
     sweep_dir = Location.of(sweep_dir)
-    epochs, trials, kinds = _read_sweep(sweep_dir)
+    epochs, trials, kinds, images = _read_sweep(sweep_dir)
     report_dir = Path(report_dir) if report_dir is not None else default_report_dir(sweep_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     before = _written_before(report_dir)
-    text = render_report(sweep_dir, epochs, trials, report_dir, kinds)
+    text = render_report(sweep_dir, epochs, trials, report_dir, kinds, images)
     path = report_dir / REPORT_FILE
     Location.of(path).write_text(text)
     html.write_html(text, epochs, trials, report_dir)
