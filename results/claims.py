@@ -3,6 +3,7 @@ verdict with its interval; the same verdicts are the rows of the claims table (`
 Findings and ``claims.parquet`` come from one source."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -30,7 +31,13 @@ class Claim:
         return self.rows[0].verdict
 
 
+def _pct(value: float) -> str:
+    return "not measured yet" if math.isnan(value) else f"{value:.1f}%"
+
+
 def _moved(points: float) -> str:
+    if math.isnan(points):
+        return "is not measured yet"
     if points > 0.05:
         return f"rose {points:.1f} points"
     if points < -0.05:
@@ -39,6 +46,8 @@ def _moved(points: float) -> str:
 
 
 def _versus(diff: float, a: str, b: str) -> str:
+    if math.isnan(diff):
+        return f"{a} against {b} is not measured yet"
     if round(diff, 1) == 0:
         return f"{a} and {b} are equal to 0.1 points"
     return f"{a} is {abs(diff):.1f} points {'lower' if diff < 0 else 'higher'} than {b}"
@@ -76,8 +85,9 @@ def _spread(m: BatchSpread) -> str:
 
 
 def _flat(m: GnFlat) -> str:
-    small, large = m.batches[0], m.batches[-1]
-    changes = ", ".join(f"{m.changes[b]:+.1f} at batch {b}" for b in sorted(m.changes, reverse=True))
+    large = m.batches[-1]
+    changes = ", ".join(("not measured yet" if math.isnan(m.changes[b]) else f"{m.changes[b]:+.1f}") + f" at batch {b}"
+                        for b in sorted(m.changes, reverse=True))
     p_gn = TABLE2["gn"]
     return (f"Against its error at batch {large}, GN's changed by {changes} (paper: GN's error stays within "
             f"{max(p_gn.values()) - min(p_gn.values()):.1f} points across 32 to 2). That GN's error does not change "
@@ -88,8 +98,8 @@ def _flat(m: GnFlat) -> str:
 def _small(m: SmallBatch) -> str:
     where = (f"paper at batch {m.paper_batch}" if m.paper_batch == m.batch
              else f"paper has no batch {m.batch}; at batch {m.paper_batch}")
-    return (f"At batch {m.batch}, the smallest with both measured, GN's error is {m.gn:.1f}% and BN's {m.bn:.1f}%: "
-            f"{_versus(m.gn - m.bn, 'GN', 'BN')} ({where}: {_versus(m.paper_gn - m.paper_bn, 'GN', 'BN')}, "
+    return (f"At batch {m.batch}, the smallest with both in the study, GN's error is {_pct(m.gn)} and BN's "
+            f"{_pct(m.bn)}: {_versus(m.gn - m.bn, 'GN', 'BN')} ({where}: {_versus(m.paper_gn - m.paper_bn, 'GN', 'BN')}, "
             f"{m.paper_gn:.1f}% vs {m.paper_bn:.1f}%). {m.verdict.claim[0].upper()}{m.verdict.claim[1:]}: "
             f"{verdict_text(m.verdict)}.")
 
@@ -116,7 +126,7 @@ def _gn_gap(m: GnGap) -> str:
 
 
 def _train_gap(m: TrainGap) -> str:
-    return (f"At batch {m.batch} GN's final training error is {m.gn:.1f}% and BN's {m.bn:.1f}%: "
+    return (f"At batch {m.batch} GN's final training error is {_pct(m.gn)} and BN's {_pct(m.bn)}: "
             f"{_versus(m.gn - m.bn, 'GN', 'BN')} (paper, Fig. 4: GN's training error is below BN's). That GN's "
             f"training error is below BN's is {verdict_text(m.verdict)}.")
 

@@ -10,8 +10,8 @@ import pandas as pd
 
 from results.paper import PAPER, TABLE2, references_for
 from results.schema import ENDED_STATUSES
-from results.studies import Study
 from results.frames import runs_of
+from results.studies import Study
 from results.uncertainty import Interval, Runs, contrast
 from results.verdicts import STABLE_WITHIN, Progress, Verdict, conjunction, direction, no_change
 
@@ -63,9 +63,8 @@ class BatchSpread:
 
     study: str
     batches: tuple[int, ...]  # ascending, those with both GN and BN
-    gn_spread: float  # error at the smallest batch minus at the largest
+    gn_spread: float  # error at the smallest batch minus at the largest (NaN while one is not measured)
     bn_spread: float
-    gn_range: float  # max minus min of GN's errors over the batches
     verdict: Verdict
 
 
@@ -75,7 +74,7 @@ class GnFlat:
 
     study: str
     batches: tuple[int, ...]
-    changes: Mapping[int, float]  # GN's error at each smaller batch minus at the largest
+    changes: Mapping[int, float]  # GN's error at each smaller batch minus at the largest (NaN: not measured yet)
     verdict: Verdict
 
 
@@ -180,8 +179,7 @@ def batch_measures(study: Study, table: pd.DataFrame, images: Mapping[str, int])
                           [rises, grows])
     gn_means = {b: gn[b].val.mean for b in common}
     spread = BatchSpread(study.name, tuple(common), gn_means[small] - gn_means[large],
-                         bn[small].val.mean - bn[large].val.mean,
-                         max(gn_means.values()) - min(gn_means.values()), verdict)
+                         bn[small].val.mean - bn[large].val.mean, verdict)
     steady = [no_change(f"GN's error at batch {b} is within {STABLE_WITHIN:g} points of its error at batch {large}",
                         f"GN b{b} - GN b{large}", diff(gn[b], gn[large]),
                         p_gn[b] - p_gn[large] if b in p_gn and large in p_gn else None, together(gn[b], gn[large]))

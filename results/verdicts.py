@@ -54,57 +54,43 @@ class Progress:
         return f"its trials have {self.epochs} epochs; the final error needs {FINAL_EPOCHS}"
 
 
-def _open(progress: Progress, interval: Interval | None) -> str | None:
-    """The verdict that no interval can give: too early, or inconclusive for lack of a completed run."""
+def _judge(claim: str, quantity: str, interval: Interval | None, paper: float | None, progress: Progress, rule,
+           tolerance: float | None = None) -> Verdict:
+    """Too early while any of the claim's trials goes on or is short of epochs; inconclusive while a configuration
+    has no completed run; else what ``rule`` (interval -> verdict, distance to the edge that would decide) says."""
     if progress.too_early:
-        return TOO_EARLY
-    if interval is None:
-        return INCONCLUSIVE
-    return None
-
-
-def _missing(progress: Progress) -> str:
-    return f"no completed run of {', '.join(progress.missing)}: run it again"
+        verdict, decide = TOO_EARLY, progress.why()
+    elif interval is None:
+        verdict = INCONCLUSIVE
+        decide = f"no completed run of {', '.join(progress.missing) or 'a configuration'} (failed or diverged)"
+    else:
+        verdict, target = rule(interval)
+        decide = would_decide(interval, target) if verdict == INCONCLUSIVE else None
+    return Verdict(claim, quantity, verdict, interval, paper, interval.seeds if interval else 0, progress.epochs or 0,
+                   decide, tolerance)
 
 
 def direction(claim: str, quantity: str, interval: Interval | None, sign: int, paper: float | None,
               progress: Progress) -> Verdict:
-    """A claim that ``quantity`` is above zero (``sign`` +1) or below it (-1)."""
-    verdict = _open(progress, interval)
-    decide = None
-    if verdict == TOO_EARLY:
-        decide = progress.why()
-    elif verdict == INCONCLUSIVE:
-        decide = _missing(progress)
-    else:
-        low, high = sign * interval.low, sign * interval.high
-        verdict = REPRODUCED if min(low, high) > 0 else CONTRADICTED if max(low, high) < 0 else INCONCLUSIVE
-        if verdict == INCONCLUSIVE:
-            decide = would_decide(interval, abs(interval.value))
-    return Verdict(claim, quantity, verdict, interval, paper, _seeds(interval), progress.epochs or 0, decide)
+    """A claim that ``quantity`` is above zero (``sign`` +1) or below it (-1): decided when the whole interval is on
+    one side."""
+    def rule(iv: Interval) -> tuple[str, float]:
+        low, high = sorted((sign * iv.low, sign * iv.high))
+        return (REPRODUCED if low > 0 else CONTRADICTED if high < 0 else INCONCLUSIVE), abs(iv.value)
+
+    return _judge(claim, quantity, interval, paper, progress, rule)
 
 
 def no_change(claim: str, quantity: str, interval: Interval | None, paper: float | None, progress: Progress,
               tolerance: float = STABLE_WITHIN) -> Verdict:
     """A claim that ``quantity`` is zero within ``tolerance``: reproduced only when the whole interval lies within
-    it (a TOST at 2.5% per side), contradicted when the whole interval lies outside it."""
-    verdict = _open(progress, interval)
-    decide = None
-    if verdict == TOO_EARLY:
-        decide = progress.why()
-    elif verdict == INCONCLUSIVE:
-        decide = _missing(progress)
-    else:
-        low, high = interval.low, interval.high
-        verdict = (REPRODUCED if -tolerance <= low and high <= tolerance
-                   else CONTRADICTED if low > tolerance or high < -tolerance else INCONCLUSIVE)
-        if verdict == INCONCLUSIVE:
-            decide = would_decide(interval, abs(tolerance - abs(interval.value)))
-    return Verdict(claim, quantity, verdict, interval, paper, _seeds(interval), progress.epochs or 0, decide, tolerance)
+    it (two one-sided tests at 2.5% each), contradicted when the whole interval lies outside it."""
+    def rule(iv: Interval) -> tuple[str, float]:
+        inside, outside = -tolerance <= iv.low and iv.high <= tolerance, iv.low > tolerance or iv.high < -tolerance
+        verdict = REPRODUCED if inside else CONTRADICTED if outside else INCONCLUSIVE
+        return verdict, abs(tolerance - abs(iv.value))
 
-
-def _seeds(interval: Interval | None) -> int:
-    return interval.seeds if interval is not None else 0
+    return _judge(claim, quantity, interval, paper, progress, rule, tolerance)
 
 
 def _margin(v: Verdict) -> float:

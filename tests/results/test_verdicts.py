@@ -11,7 +11,7 @@ from scipy import stats
 from results import store
 from results.records import SweepRecord
 from results.report import TOPICS, write_report
-from results.uncertainty import Runs, contrast
+from results.uncertainty import MODEL, Runs, contrast
 from test_analysis import flat, make_paper_like, write_trial
 
 TIGHT = 0.05  # epoch-to-epoch jitter of the hand-made runs: sd 0.08 points, far below any effect tested here
@@ -102,6 +102,27 @@ def test_a_trial_still_running_makes_its_claims_too_early(tmp_path):
     assert top.loc["batch_spread", "verdict"] == "too early" and top.loc["gn_flat", "verdict"] == "too early"
 
 
+def test_a_configuration_not_started_holds_its_claims_back(tmp_path):
+    """BN at batch 2 is pending with no epoch: the batch claims wait for it rather than shrinking to the batches
+    measured so far; its figures read "not measured yet"."""
+    sweep = batch_sweep(tmp_path / "batch", {**B32, ("gn", 2): [30.0, 30.2, 29.9], ("bn", 8): [35.0, 35.1, 34.9],
+                                             ("gn", 8): [30.0, 30.2, 29.9]})
+    write_trial(sweep, "bn-b2-s0", "bn", 2, [], studies=("batch",), status="pending")
+    report = write_report(sweep)
+    top = claims_table(report).query("part_of.isna()").set_index("topic")
+    assert top.loc["batch_spread", "verdict"] == top.loc["small_batch", "verdict"] == "too early"
+    assert top.loc["small_batch", "quantity"] == "GN b2 - BN b2" and pd.isna(top.loc["small_batch", "measured"])
+    assert top.loc["gn_flat", "verdict"] == "reproduced"  # GN's trials have all ended
+    assert "GN's error is 30.0% and BN's not measured yet: GN against BN is not measured yet" in report.read_text()
+
+
+def test_a_configuration_whose_trials_all_failed_is_inconclusive(tmp_path):
+    sweep = batch_sweep(tmp_path / "batch", {**B32, ("gn", 2): [30.0, 30.2, 29.9]})
+    write_trial(sweep, "bn-b2-s0", "bn", 2, [70, 60], studies=("batch",), status="failed")
+    row = claims_table(write_report(sweep)).set_index("topic").loc["small_batch"]
+    assert row.verdict == "inconclusive" and row.would_decide == "no completed run of BN b2 (failed or diverged)"
+
+
 @pytest.mark.parametrize("gn_b2, val_images, verdict, decide", [
     ([27.0, 35.5, 31.4], None, "inconclusive", r"~\d+ seeds per configuration would decide"),  # seeds disagree
     ([31.3, 31.4, 31.2], None, "reproduced", None),
@@ -177,6 +198,11 @@ def test_header_states_the_uncertainty_model_and_the_val_size(tmp_path):
     assert "- Seeds per configuration: 1 (the seeds' spread is not measured); validation set: val size unknown" in text
 
 
+def test_readme_states_the_reports_uncertainty_model():
+    readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
+    assert " ".join(MODEL.split()) in readme
+
+
 def test_binomial_floor_matches_the_worked_numbers():
     """statistics.md: p = 0.75 on 500 images is 1.9 points of standard error; p = 0.40 on 10,000 is 0.49."""
     for err, n, se in ((75.0, 500, 1.94), (40.0, 10_000, 0.49)):
@@ -193,6 +219,7 @@ def test_intervals_are_paired_only_over_shared_seeds():
     c = Runs({3: 35.0, 4: 36.5, 5: 35.9}, 0.0, None)
     unpaired = contrast([(c, 1.0), (a, -1.0)])
     ref = stats.ttest_ind([35.0, 36.5, 35.9], [30.0, 32.0, 31.0]).confidence_interval(0.95)
-    assert unpaired.method.startswith("unpaired") and (unpaired.low, unpaired.high) == pytest.approx((ref.low, ref.high))
+    assert unpaired.method.startswith("unpaired")
+    assert (unpaired.low, unpaired.high) == pytest.approx((ref.low, ref.high))
     floor = contrast([(Runs({0: 30.0, 1: 30.0}, 2.0, None), 1.0)])  # seeds agree, epochs do not: never narrower
     assert floor.half_width == pytest.approx(stats.norm.ppf(0.975) * 2.0 / math.sqrt(2))
