@@ -14,6 +14,7 @@ from results.measures import BatchSpread, GnFlat, GnGap, GroupSweep, Measure, No
 from results.paper import TABLE2
 from results.records import ClaimRow
 from results.studies import Study
+from results.text import md_inline
 from results.verdicts import STABLE_WITHIN, Verdict
 
 
@@ -98,14 +99,15 @@ def _flat(m: GnFlat) -> str:
 def _small(m: SmallBatch) -> str:
     where = (f"paper at batch {m.paper_batch}" if m.paper_batch == m.batch
              else f"paper has no batch {m.batch}; at batch {m.paper_batch}")
+    paper = _versus(m.paper_gn - m.paper_bn, 'GN', 'BN')
     return (f"At batch {m.batch}, the smallest with both in the study, GN's error is {_pct(m.gn)} and BN's "
-            f"{_pct(m.bn)}: {_versus(m.gn - m.bn, 'GN', 'BN')} ({where}: {_versus(m.paper_gn - m.paper_bn, 'GN', 'BN')}, "
+            f"{_pct(m.bn)}: {_versus(m.gn - m.bn, 'GN', 'BN')} ({where}: {paper}, "
             f"{m.paper_gn:.1f}% vs {m.paper_bn:.1f}%). {m.verdict.claim[0].upper()}{m.verdict.claim[1:]}: "
             f"{verdict_text(m.verdict)}.")
 
 
 def _order(errors: Mapping[str, float]) -> str:
-    return " < ".join(f"{n.upper()} {e:.1f}%" for n, e in sorted(errors.items(), key=lambda kv: kv[1]))
+    return " < ".join(f"{md_inline(n.upper())} {e:.1f}%" for n, e in sorted(errors.items(), key=lambda kv: kv[1]))
 
 
 def _norm_order(m: NormOrder) -> str:

@@ -17,6 +17,7 @@ from results.paper import references_for
 from results.plots import draw_figures
 from results.records import ClaimRow
 from results.shared_runs import expand_shared, report_lines
+from results.text import md_code, md_inline
 from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location
 
@@ -63,21 +64,22 @@ TOPICS = {
 
 def _header(sweep_dir: Location, epochs: pd.DataFrame, results: pd.DataFrame, images: dict[str, int]) -> list[str]:
     name = str(epochs["sweep"].mode().iloc[0]) if epochs["sweep"].notna().any() else sweep_dir.name
-    models = ", ".join(sorted(results["model"].dropna().astype(str).unique()))
+    model_names = sorted(results["model"].dropna().astype(str).unique())
+    models = ", ".join(model_names)
     counts = results["status"].value_counts()
-    statuses = ", ".join(f"{n} {s}" for s, n in counts.items())
+    statuses = ", ".join(f"{n} {md_inline(s)}" for s, n in counts.items())
     done = results["epochs"]
     unfinished = int(results["status"].isin(["running", "pending", "unknown", "interrupted"]).sum())
     state = f"still running ({unfinished} trials not finished)" if unfinished else "finished"
     refs = "; ".join(f"{r.label}" + (f" ({r.note})" if r.note else "") for r in references_for(models))
     return [
-        f"# Sweep `{name}`: Group Normalization reproduction report",
+        f"# Sweep {md_code(name)}: Group Normalization reproduction report",
         "",
-        f"- Model: {models}",
+        f"- Model: {', '.join(md_inline(m) for m in model_names)}",
         f"- Trials: {len(results)} ({statuses}); sweep {state}",
         f"- Epochs done per trial: {int(done.max())} at most, {int(done.min())} at least "
         f"({len(epochs)} epoch rows)",
-        f"- Generated: {datetime.now(timezone.utc).isoformat(timespec='seconds')} from `{sweep_dir}`",
+        f"- Generated: {datetime.now(timezone.utc).isoformat(timespec='seconds')} from {md_code(sweep_dir)}",
         f"- Error is top-1 validation error in percent; a trial's error is the median of its last {FINAL_EPOCHS} "
         f"epochs, as in the paper. References: {refs}.",
         f"- Seeds per configuration: {_seeds(results)}; validation set: {_val_size(images)}.",
@@ -104,7 +106,7 @@ def _study_section(study: Study, results: pd.DataFrame, claims: list[analysis.Cl
                    figures: list[tuple[str, Path]], val_images: int | None = None) -> list[str]:
     table = analysis.study_table(results, study, val_images)
     batch = f" at batch {study.batch_size}" if study.batch_size else ""
-    lines = [f"## Study `{study.name}`: {STUDY_TITLES[study.kind].format(batch=batch)}", "",
+    lines = [f"## Study {md_code(study.name)}: {STUDY_TITLES[study.kind].format(batch=batch)}", "",
              analysis.table_markdown(table, study), ""]
     notes = []
     if not table["complete"].all():
@@ -123,17 +125,18 @@ def _study_section(study: Study, results: pd.DataFrame, claims: list[analysis.Cl
     return lines
 
 
+def _cell(value) -> str:
+    """A trials-table cell: numbers formatted, text (keys, statuses, messages, study lists: read from results files)
+    escaped."""
+    if isinstance(value, list):
+        return ", ".join(md_inline(v) for v in value)
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) else md_inline(value)
+
+
 def _trials_table(rows: pd.DataFrame, columns: dict[str, str]) -> str:
-    body = []
-    for r in rows.to_dict("records"):
-        cells = []
-        for col in columns:
-            v = r[col]
-            if isinstance(v, list):
-                v = ", ".join(v)
-            cells.append("-" if v is None or (not isinstance(v, str) and pd.isna(v))
-                         else f"{v:.1f}" if isinstance(v, float) else str(v))
-        body.append(cells)
+    body = [[_cell(r[col]) for col in columns] for r in rows.to_dict("records")]
     return analysis.markdown_table(list(columns.values()), body)
 
 
@@ -168,22 +171,22 @@ def findings(claims: list[analysis.Claim]) -> list[str]:
     for c in claims:
         for row in c.rows:
             if row.part_of is None:
-                lines.append(f"- Study `{c.study}`, {TOPICS.get(c.topic, c.topic)}: {_finding(row)}")
+                lines.append(f"- Study {md_code(c.study)}, {TOPICS.get(c.topic, c.topic)}: {_finding(row)}")
             else:
                 lines.append(f"  - {_finding(row)}")
     return lines or ["- No paper claim can be checked yet: the sweep lacks the configurations a claim compares."]
 
 
 def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path,
-                  kinds: dict[str, str] | None = None, images: dict[str, int] | None = None) -> str:
-    """The report's markdown for these tables, drawing its figures and writing its claims table (``claims.parquet``,
-    the Findings' rows) into ``report_dir``; ``kinds`` and ``images``: the studies' kinds and the dataset's image
-    counts as recorded at launch."""
+                  kinds: dict[str, str] | None = None, images: dict[str, int] | None = None
+                  ) -> tuple[str, list[str], list[ClaimRow]]:
+    """The report's markdown for these tables, the file names of the figures it drew into ``report_dir`` (the only
+    files its page may embed) and the rows of its claims table (the Findings' rows, for ``claims.parquet``);
+    ``kinds`` and ``images``: the studies' kinds and the dataset's image counts as recorded at launch."""
     images = images or {}
     results = analysis.trial_results(epochs, trials)
     studies = analysis.find_studies(results, kinds)
     claims = analysis.claims(results, studies, images)
-    store.write_claim_rows(report_dir, [row for c in claims for row in c.rows])
     figures = draw_figures(epochs, results, studies, report_dir)
     lines = _header(sweep_dir, epochs, results, images) + report_lines(trials)
     lines += ["## Findings", "", VERDICT_GUIDE, ""] + findings(claims) + [""]
@@ -202,7 +205,8 @@ def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFram
         "channels_per_group": "channels/group", "seed": "seed", "status": "status", "epochs": "epochs",
         "final_val_err": "val err %", "final_train_err": "train err %", "last_val_err": "last val err %",
         "studies": "studies"}), ""]
-    return "\n".join(lines)
+    drawn = sorted({path.name for drawn in figures.values() for _, path in drawn})
+    return "\n".join(lines), drawn, [row for c in claims for row in c.rows]
 
 
 def default_report_dir(sweep_dir: Location) -> Path:
@@ -221,21 +225,25 @@ def _written_before(report_dir: Path) -> set[str]:
 
 
 def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path:
-    """Write ``report.md``, its PNGs and ``report.html`` (the same, self-contained) into ``report_dir`` (default
-    ``default_report_dir``), replacing any earlier report atomically; returns the path of report.md. Of the PNGs
-    there, only those an earlier report wrote (listed in its manifest) and this one did not are removed: a user's own
-    files stay. Raises ReportError when the sweep directory is missing or holds no epochs yet, DamagedResults when a
-    results file is not what gnsweep wrote."""
+    """Write ``report.md``, its PNGs, ``claims.parquet`` and ``report.html`` (the same, self-contained) into
+    ``report_dir`` (default ``default_report_dir``), replacing any earlier report atomically; returns the path of
+    report.md. Of the PNGs there, only those an earlier report wrote (listed in its manifest) and this one did not
+    are removed: a user's own files stay. Raises ReportError when the sweep directory is missing or holds no epochs
+    yet, DamagedResults when a results file is not what gnsweep wrote."""
     sweep_dir = Location.of(sweep_dir)
     epochs, trials, kinds, images = _read_sweep(sweep_dir)
     report_dir = Path(report_dir) if report_dir is not None else default_report_dir(sweep_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     before = _written_before(report_dir)
-    text = render_report(sweep_dir, epochs, trials, report_dir, kinds, images)
+    text, drawn, claims = render_report(sweep_dir, epochs, trials, report_dir, kinds, images)
+    try:
+        page = html.render_html(text, epochs, trials, report_dir, drawn)
+    except html.UnsafePage as e:
+        raise ReportError(str(e)) from None
     path = report_dir / REPORT_FILE
+    store.write_claim_rows(report_dir, claims)
     Location.of(path).write_text(text)
-    html.write_html(text, epochs, trials, report_dir)
-    drawn = sorted(p.name for p in report_dir.glob("*.png") if f"]({p.name})" in text)
+    Location.of(report_dir / html.HTML_FILE).write_text(page)
     Location.of(report_dir / MANIFEST_FILE).write_text(json.dumps({"written_by": "gnsweep report",
                                                                     "figures": drawn}, indent=2))
     for stale in before - set(drawn):
