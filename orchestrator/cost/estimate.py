@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from orchestrator.cost.devices import DeviceModel, assumed_model
-from trainer.models import ARCHITECTURES, SEED_CNN_CHANNELS
+from trainer.models import Conv, Dense, layers_of, sized
 
 ACTOR_START_S = 2.7  # a fresh Ray actor per trial (BENCHMARKS.md, scheduling: ~2.7 s of a slot per trial)
 IMPORT_S = 6.0  # TensorFlow and Keras import in that actor (BENCHMARKS.md)
@@ -65,37 +65,14 @@ def data_shape(spec_dataset: str, data_dir: str | Path = "data") -> DataShape:
                      f"{known.image_size[0]}x{known.image_size[1]}, {known.num_classes} classes{missing}")
 
 
-def _conv(h: int, w: int, k: int, c_in: int, c_out: int) -> int:
-    return h * w * k * k * c_in * c_out
-
-
 def forward_macs(model: str, image_size: tuple[int, int], num_classes: int) -> tuple[int, int]:
     """Multiply-adds of one image's forward pass through the convolutions and dense layers, and the number of
     those layers (normalization and element-wise ops are not counted), from ``trainer.models``' description."""
-    h, w = image_size
-    half = lambda n: -(-n // 2)  # noqa: E731 - 'same' padding at stride 2
-    if model == "seed_cnn":
-        c1, c2 = SEED_CNN_CHANNELS
-        macs = _conv(half(h), half(w), 7, 3, c1) + _conv(half(half(h)), half(half(w)), 1, c1, c2)
-        return macs + c2 * 128 + 128 * num_classes, 4
-    arch = ARCHITECTURES[model]
-    macs, layers, c_in = _conv(h, w, 3, 3, arch.stem), 1, arch.stem
-    for stage, (width, n) in enumerate(zip(arch.widths, arch.blocks)):
-        for b in range(n):
-            stride = 2 if stage > 0 and b == 0 else 1
-            oh, ow = (half(h), half(w)) if stride == 2 else (h, w)
-            c_out = width * 4 if arch.bottleneck else width
-            if arch.bottleneck:
-                macs += _conv(h, w, 1, c_in, width) + _conv(oh, ow, 3, width, width) + _conv(oh, ow, 1, width, c_out)
-                layers += 3
-            else:
-                macs += _conv(oh, ow, 3, c_in, width) + _conv(oh, ow, 3, width, width)
-                layers += 2
-            if stride != 1 or c_in != c_out:
-                macs += _conv(oh, ow, 1, c_in, c_out)
-                layers += 1
-            h, w, c_in = oh, ow, c_out
-    return macs + c_in * num_classes, layers + 1
+    weighted = [(layer, h, w) for layer, h, w in sized(layers_of(model, num_classes), image_size)
+                if isinstance(layer, (Conv, Dense))]
+    macs = sum(h * w * layer.kernel ** 2 * layer.c_in * layer.c_out if isinstance(layer, Conv)
+               else layer.c_in * layer.c_out for layer, h, w in weighted)
+    return macs, len(weighted)
 
 
 @dataclass(frozen=True)
