@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from orchestrator.cost.devices import DeviceModel, assumed_model
+from trainer.data.shapes import BUILTIN_DIGITS, DataShape, known_shape
 from trainer.models import Conv, Dense, layers_of, sized
 
 ACTOR_START_S = 2.7  # a fresh Ray actor per trial (BENCHMARKS.md, scheduling: ~2.7 s of a slot per trial)
@@ -22,44 +23,23 @@ ROUGH_EPOCH_OVERHEAD_S = 1.0  # per epoch: a fresh dataset iterator, the checkpo
 VAL_BATCH = 256
 
 
-@dataclass(frozen=True)
-class DataShape:
-    """The sizes an estimate needs, and where they came from (``source``, said in the dry run)."""
-
-    name: str
-    train: int
-    val: int
-    image_size: tuple[int, int]
-    num_classes: int
-    source: str
-
-
-TINY_IMAGENET = DataShape("tiny-imagenet-200", 100_000, 10_000, (64, 64), 200,
-                          "the known sizes of Tiny ImageNet-200")
-DIGITS = DataShape("digits", 1437, 360, (16, 16), 10, "the known sizes of the built-in digits")
-
-
 def data_shape(spec_dataset: str, data_dir: str | Path = "data") -> DataShape:
     """The dataset's sizes from its ``dataset.json`` when it is prepared (where ``gnsweep launch`` would prepare
-    it), else the known sizes of the built-in digits or of Tiny ImageNet-200 (any other path is taken for it)."""
+    it), else its known sizes (``trainer.data.shapes``)."""
     from trainer.data import INFO_FILE, DataError, load_info
+    from trainer.data.preparation import prepared_dir
 
-    if spec_dataset == "builtin:digits":
-        prepared, known = Path(data_dir) / "digits", DIGITS
-    else:
-        path = Path(spec_dataset).expanduser()
-        prepared = path if (path / INFO_FILE).is_file() or not path.exists() else \
-            Path(data_dir) / f"{path.stem if path.is_file() else path.name}-shards"
-        known = TINY_IMAGENET
-    if (prepared / INFO_FILE).is_file():
+    there = spec_dataset == BUILTIN_DIGITS or Path(spec_dataset).expanduser().exists()
+    prepared = prepared_dir(spec_dataset, data_dir) if there else None
+    if prepared is not None and (prepared / INFO_FILE).is_file():
         try:
             info = load_info(prepared)
             return DataShape(info.name, info.counts["train"], info.counts["val"], tuple(info.image_size),
                              info.num_classes, f"{prepared / INFO_FILE}")
         except DataError:
             pass
-    missing = "" if spec_dataset == "builtin:digits" or Path(spec_dataset).expanduser().exists() else \
-        f" ({spec_dataset} is not there yet)"
+    known = known_shape(spec_dataset)
+    missing = "" if there else f" ({spec_dataset} is not there yet)"
     return DataShape(known.name, known.train, known.val, known.image_size, known.num_classes,
                      f"{known.source}: {known.train:,} train / {known.val:,} val images, "
                      f"{known.image_size[0]}x{known.image_size[1]}, {known.num_classes} classes{missing}")
