@@ -15,14 +15,8 @@ from results.shared_runs import PLAN_FILE, read_plan
 from trainer.storage import Location, StorageError
 
 
-def trial_resources(spec, config) -> tuple[float, float]:
-    """(CPUs, GPUs) of one trial: its per-replica GPU share times the replicas."""
-    r = spec.resources_for(config.batch_size)
-    return float(r["cpu"]), float(r["gpu"]) * spec.replicas
-
-
 def wants_gpu(spec) -> bool:
-    return any(spec.resources_for(b)["gpu"] > 0 for s in spec.studies.values() for b in s.batch_size)
+    return any(spec.resources_for(b)["gpu"] > 0 for b in spec.batch_sizes())
 
 
 def pick_cluster(gpus: int | None, cpus: int | None, address: str | None) -> devices.ClusterShape:
@@ -66,7 +60,7 @@ def estimates(spec, trials, shape, device: str, results, sweep_dir=None) -> tupl
     """Whole-trial estimates of the trials that run, with what is recorded under ``sweep_dir`` taken into account."""
     est = Estimator(shape, device, read_calibration(results, device))
     runs = [t for t in trials if t.runs]
-    out = {t.key: est.estimate(t.config, trial_resources(spec, t.config)[0]) for t in runs}
+    out = {t.key: est.estimate(t.config, spec.trial_resources(t.config.batch_size)["CPU"]) for t in runs}
     basis = ""
     if sweep_dir is not None and (sweep_dir / "epochs").exists():
         from results import store
@@ -79,7 +73,7 @@ def estimates(spec, trials, shape, device: str, results, sweep_dir=None) -> tupl
 
 
 def _hours(spec, trials, ests: dict[str, TrialEstimate], gpu: bool) -> float:
-    return sum(ests[t.key].total_seconds * trial_resources(spec, t.config)[1 if gpu else 0]
+    return sum(ests[t.key].total_seconds * spec.trial_resources(t.config.batch_size)["GPU" if gpu else "CPU"]
                for t in trials if t.key in ests) / 3600
 
 
@@ -90,8 +84,8 @@ def wall_lines(spec, trials, ests: dict[str, TrialEstimate], cluster: devices.Cl
     jobs = []
     for t in trials:
         if t.key in ests and ests[t.key].total_seconds > 0:
-            cpus, gpu = trial_resources(spec, t.config)
-            jobs.append(Job(t.key, ests[t.key].total_seconds, cpus, 0.0 if cpu else gpu))
+            r = spec.trial_resources(t.config.batch_size)
+            jobs.append(Job(t.key, ests[t.key].total_seconds, r["CPU"], 0.0 if cpu else r["GPU"]))
     if not jobs:
         return ["wall time: nothing left to run"]
     n = slots(jobs, list(cluster.nodes), max_concurrent)
@@ -179,10 +173,10 @@ def record_plan(sweep_dir: Location, spec, trials, ests: dict[str, TrialEstimate
     old = read_plan(sweep_dir).get("trials", {})
     entries = {}
     for t in trials:
-        cpu, gpu = trial_resources(spec, t.config)
+        r = spec.trial_resources(t.config.batch_size)
         entry = {"config": t.config.to_dict(), "studies": list(t.studies), "same_as": t.same_as,
                  "why": why_same(t.config, by_key[t.same_as].config) if t.same_as else None,
-                 "cpu": cpu, "gpu": gpu, "shape": _shape_name(t.config)}
+                 "cpu": r["CPU"], "gpu": r["GPU"], "shape": _shape_name(t.config)}
         if t.key in ests:
             e = ests[t.key]
             entry.update(train_seconds=e.train_seconds, other_seconds=e.other_seconds,

@@ -17,7 +17,7 @@ def memory_warnings(spec) -> list[str]:
     device_mb = int(gib * 1024)
     h, w = known_shape(spec.dataset).image_size
     lines = []
-    for b in sorted({b for s in spec.studies.values() for b in s.batch_size}):
+    for b in spec.batch_sizes():
         fraction = spec.resources_for(b)["gpu"]
         if not fraction:
             continue
