@@ -11,6 +11,7 @@ import math
 import pandas as pd
 
 from results.paper import NORM_ORDER, references_for
+from results.schema import TrialStatus
 from results.studies import DIMS, Study
 from trainer.config import FINAL_EPOCHS, final_error
 
@@ -53,10 +54,10 @@ def trial_results(epochs: pd.DataFrame, trials: pd.DataFrame | None = None) -> p
         extra = pd.DataFrame(columns=["status", "error", "studies"], index=pd.Index([], name="trial_key"))
     out = configs.join(measured, how="left").join(extra, how="left")
     out["epochs"] = out["epochs"].fillna(0).astype(int)
-    out["status"] = out["status"].fillna("unknown").astype(object)
+    out["status"] = out["status"].fillna(TrialStatus.UNKNOWN.value).astype(object)
     out["studies"] = [_names(s) for s in out["studies"]]
     out["error"] = out["error"].astype(object).where(out["error"].notna(), None)
-    out["complete"] = (out["status"] == "completed") & (out["epochs"] >= FINAL_EPOCHS)
+    out["complete"] = (out["status"] == TrialStatus.COMPLETED) & (out["epochs"] >= FINAL_EPOCHS)
     out["flag"] = [_flag(s, n) for s, n in zip(out["status"], out["epochs"])]
     return _ints(out.reset_index().rename(columns={"index": "trial_key"}))
 
@@ -69,8 +70,8 @@ def _names(value) -> list[str]:
 
 def _flag(status: str, epochs: int) -> str:
     reasons = []
-    if status != "completed":
-        reasons.append(status if status != "unknown" else "no trials row")
+    if status != TrialStatus.COMPLETED:
+        reasons.append(status if status != TrialStatus.UNKNOWN else "no trials row")
     if epochs == 0:
         reasons.append("no epochs")
     elif epochs < FINAL_EPOCHS:

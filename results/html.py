@@ -15,11 +15,11 @@ import pandas as pd
 
 from results import analysis
 from results.plots import _slug
+from results.schema import UNFINISHED
 from trainer.storage import Location
 
 HTML_FILE = "report.html"
 FIGURE_LINE = re.compile(r"^!\[(?P<caption>[^\]]*)\]\((?P<src>[^)]+)\)$")
-UNFINISHED = ("running", "pending", "unknown")
 COLUMNS = {  # figure data column -> header, in display order; absent or all-empty columns are left out
     "norm": "norm", "batch_size": "batch", "groups": "groups G", "channels_per_group": "channels/group",
     "epoch": "epoch", "train_mean": "train err %", "train_min": "train min", "train_max": "train max",

@@ -65,7 +65,7 @@ class TrialRow:
     groups: int | None
     channels_per_group: int | None
     seed: int
-    status: str  # one of schema.TRIAL_STATUSES
+    status: str  # a schema.TrialStatus
     epochs: int  # epochs done
     final_val_err: float | None  # trainer.config.final_error of the val errors
     best_val_err: float | None

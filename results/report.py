@@ -15,6 +15,7 @@ from results import analysis, html, store
 from results.analysis import Study
 from results.paper import references_for
 from results.plots import draw_figures
+from results.schema import UNFINISHED
 from results.shared_runs import expand_shared, report_lines
 from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location
@@ -65,7 +66,7 @@ def _header(sweep_dir: Location, epochs: pd.DataFrame, results: pd.DataFrame) ->
     counts = results["status"].value_counts()
     statuses = ", ".join(f"{n} {s}" for s, n in counts.items())
     done = results["epochs"]
-    unfinished = int(results["status"].isin(["running", "pending", "unknown", "interrupted"]).sum())
+    unfinished = int(results["status"].isin(UNFINISHED).sum())
     state = f"still running ({unfinished} trials not finished)" if unfinished else "finished"
     refs = "; ".join(f"{r.label}" + (f" ({r.note})" if r.note else "") for r in references_for(models))
     return [

@@ -10,6 +10,7 @@ import json
 
 import pandas as pd
 
+from results.schema import TrialStatus
 from trainer.storage import Location
 
 PLAN_FILE = "plan.json"
@@ -57,7 +58,7 @@ def expand_shared(sweep_dir, epochs: pd.DataFrame, trials: pd.DataFrame, *,
     extra_t = [_copy(trials[trials["trial_key"] == e["same_as"]], k, e) for k, e in shared.items()]
     if pending_rows:
         extra_t += [pd.DataFrame([{**{c: e["config"].get(c) for c in ALIAS_COLUMNS}, "trial_key": k,
-                                   "status": "pending", "epochs": 0, "same_as": e["same_as"],
+                                   "status": TrialStatus.PENDING.value, "epochs": 0, "same_as": e["same_as"],
                                    "same_why": e.get("why")}])
                     for (k, e), x in zip(shared.items(), extra_t) if not len(x)]
     epochs = pd.concat([epochs, *[x for x in extra_e if len(x)]], ignore_index=True)

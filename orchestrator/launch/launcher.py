@@ -11,7 +11,6 @@ from orchestrator.launch.cluster import ClusterError, check_shared_storage, clus
 from orchestrator.spec.plan import PlannedTrial, format_plan, plan_trials, study_kinds
 from trainer.storage import Location, StorageError
 
-FINISHED = ("completed", "diverged")
 
 
 class LaunchError(Exception):
@@ -64,6 +63,7 @@ def pending_trials(sweep_dir: Location, trials: list[PlannedTrial]) -> tuple[lis
     """Trials not finished in earlier launches, and the earlier trials-table rows (``TrialRow`` by key, for attempts
     and times)."""
     from results import store
+    from results.schema import FINISHED
 
     prior = store.read_trial_rows(sweep_dir)
     pending = [t for t in trials if t.key not in prior or prior[t.key].status not in FINISHED]
@@ -153,6 +153,7 @@ def _run_on_ray(run: SweepRun, pending: list[PlannedTrial], prior: dict) -> None
 def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
     """A table of the sweep's trials and the keys of those that failed."""
     from results import store
+    from results.schema import TrialStatus
 
     trials = store.read_trial_rows(sweep_dir)
     lines = [f"{'trial':<24} {'status':<10} {'epochs':>6} {'final val err %':>16}  error"]
@@ -160,11 +161,11 @@ def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
     for key in keys:
         r = trials.get(key)
         if r is None:
-            lines.append(f"{key:<24} {'pending':<10} {0:>6} {'-':>16}")
+            lines.append(f"{key:<24} {TrialStatus.PENDING:<10} {0:>6} {'-':>16}")
             continue
         err = "-" if r.final_val_err is None or math.isnan(r.final_val_err) else f"{r.final_val_err:.2f}"
         lines.append(f"{key:<24} {r.status:<10} {r.epochs:>6} {err:>16}  {r.error or ''}")
-        if r.status == "failed":
+        if r.status == TrialStatus.FAILED:
             failed.append(key)
     return "\n".join(lines), failed
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from results import store
-from results.schema import ENDED_STATUSES
+from results.schema import ENDED, TrialStatus
 from trainer.storage import Location
 
 RECENT_EPOCHS = 3
@@ -54,12 +54,12 @@ def read_views(sweep_dir: Location) -> tuple[list[TrialView], int]:
     typical = float(epochs["epoch_seconds"].median()) if len(epochs) else None
     views = []
     for key in dict.fromkeys([*record.trials, *trials.index]):
-        status = str(trials.loc[key, "status"]) if key in trials.index else "pending"
+        status = str(trials.loc[key, "status"]) if key in trials.index else TrialStatus.PENDING
         ep = by_trial.get(key, pd.DataFrame(columns=epochs.columns))
         done = int(ep["epoch"].max()) if len(ep) else 0
         recent = ep.tail(RECENT_EPOCHS)
         per_epoch = float(recent["epoch_seconds"].mean()) if len(recent) else typical
-        left = None if status in ENDED_STATUSES or per_epoch is None else per_epoch * max(total - done, 0)
+        left = None if status in ENDED or per_epoch is None else per_epoch * max(total - done, 0)
         val = ep["val_err"].astype(float)
         views.append(TrialView(key, status, done, float(val.iloc[-1]) if len(val) else None,
                                float(val.min()) if val.notna().any() else None,
@@ -73,17 +73,18 @@ def render(views: list[TrialView], total: int, name: str):
     def pct(v):
         return "-" if v is None or v != v else f"{v:.2f}"
 
-    ended = sum(v.status in ENDED_STATUSES for v in views)
-    running = sum(v.status == "running" for v in views)
+    ended = sum(v.status in ENDED for v in views)
+    running = sum(v.status == TrialStatus.RUNNING for v in views)
     table = Table(title=f"sweep {name}: {ended}/{len(views)} trials ended, {running} running", title_justify="left")
     for header, justify in (("trial", "left"), ("status", "left"), ("epoch", "right"), ("latest val %", "right"),
                             ("best val %", "right"), ("images/s", "right"), ("time left", "right")):
         table.add_column(header, justify=justify, no_wrap=True)
-    colours = {"completed": "green", "failed": "red", "diverged": "yellow", "running": "cyan"}
+    colours = {TrialStatus.COMPLETED: "green", TrialStatus.FAILED: "red", TrialStatus.DIVERGED: "yellow",
+               TrialStatus.RUNNING: "cyan"}
     for v in views:
         table.add_row(v.key, f"[{colours.get(v.status, 'white')}]{v.status}[/]", f"{v.epoch}/{total}",
                       pct(v.latest), pct(v.best), "-" if v.images_per_second is None else f"{v.images_per_second:.0f}",
-                      ("~" if v.status == "pending" and v.seconds_left is not None else "") + _clock(v.seconds_left))
+                      ("~" if v.status == TrialStatus.PENDING and v.seconds_left is not None else "") + _clock(v.seconds_left))
     return table
 
 
@@ -103,13 +104,13 @@ def watch(sweep_dir: store.Where, *, interval: float = 2.0, console=None) -> Non
             if text != last:
                 console.print(text, markup=False, highlight=False, end="")
                 last = text
-            if all(v.status in ENDED_STATUSES for v in views):
+            if all(v.status in ENDED for v in views):
                 return
             time.sleep(interval)
             views, total = read_views(sweep_dir)
     try:
         with Live(render(views, total, sweep_dir.name), console=console, auto_refresh=False) as live:
-            while not all(v.status in ENDED_STATUSES for v in views):
+            while not all(v.status in ENDED for v in views):
                 time.sleep(interval)
                 views, total = read_views(sweep_dir)
                 live.update(render(views, total, sweep_dir.name), refresh=True)

@@ -5,7 +5,7 @@ import math
 
 from orchestrator.cost.costs import fmt_left, status_remaining
 from results import store
-from results.schema import ENDED_STATUSES
+from results.schema import ENDED, FINISHED, TrialStatus
 from results.shared_runs import expand_shared
 from trainer.storage import Location
 
@@ -34,12 +34,12 @@ def status_lines(sweep_dir: store.Where) -> list[str]:
     lines = [f"{'trial':<24} {'status':<10} {'epochs':>6} {'latest %':>9} {'final %':>8} {'left':>9}  error"]
     for key in dict.fromkeys([*record.trials, *trials.index]):
         row = trials.loc[key] if key in trials.index else None
-        st = row["status"] if row is not None else "pending"
+        st = row["status"] if row is not None else TrialStatus.PENDING
         n = int(row["epochs"]) if row is not None else 0
         last = f"{latest[key]:.2f}" if key in latest else "-"
-        final = _number(row["final_val_err"]) if row is not None and st in ("completed", "diverged") else "-"
+        final = _number(row["final_val_err"]) if row is not None and st in FINISHED else "-"
         err = row["error"] if row is not None and isinstance(row["error"], str) else ""  # null reads back as NaN
         err = f"shares the run of {row['same_as']}" if row is not None and isinstance(row["same_as"], str) else err
-        time_left = "-" if st in ENDED_STATUSES else fmt_left(left, key)
+        time_left = "-" if st in ENDED else fmt_left(left, key)
         lines.append(f"{key:<24} {st:<10} {n:>6} {last:>9} {final:>8} {time_left:>9}  {err}")
     return lines + ([left_line] if left_line else [])
