@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from results import analysis
+from results.frames import epoch_curves, study_table, trial_results
 from results.plots import _slug
 from results.schema import UNFINISHED
+from results.studies import find_studies
 from trainer.storage import Location
 
 HTML_FILE = "report.html"
@@ -49,9 +50,9 @@ def figure_data(name: str, epochs: pd.DataFrame, results: pd.DataFrame, studies:
     for study in studies:
         slug = _slug(study.name)
         if name == f"{slug}_epochs.png":
-            data = analysis.epoch_curves(epochs, study.trial_keys)
+            data = epoch_curves(epochs, study.trial_keys)
         elif name in (f"{slug}_batch.png", f"{slug}_groups.png"):
-            data = analysis.study_table(results, study)
+            data = study_table(results, study)
         else:
             continue
         seeds = data["n" if "n" in data else "n_seeds"].max()
@@ -90,8 +91,8 @@ def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, 
     """The page for report.md's text, with the PNGs it links (in ``report_dir``) embedded."""
     from markdown_it import MarkdownIt
 
-    results = analysis.trial_results(epochs, trials)
-    studies = analysis.find_studies(results)
+    results = trial_results(epochs, trials)
+    studies = find_studies(results)
     figures: dict[str, str] = {}
     lines = []
     for line in markdown_text.splitlines():

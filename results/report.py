@@ -11,12 +11,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from results import analysis, html, store
-from results.analysis import Study
+from results import html, store
+from results.claims import Claim, claims as paper_claims
+from results.frames import incomplete_trials, study_table, trial_results
 from results.paper import references_for
 from results.plots import draw_figures
 from results.schema import UNFINISHED
 from results.shared_runs import expand_shared, report_lines
+from results.studies import Study, find_studies
+from results.tables import markdown_table, table_markdown
 from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location
 
@@ -83,12 +86,12 @@ def _header(sweep_dir: Location, epochs: pd.DataFrame, results: pd.DataFrame) ->
     ]
 
 
-def _study_section(study: Study, results: pd.DataFrame, claims: list[analysis.Claim],
+def _study_section(study: Study, results: pd.DataFrame, claims: list[Claim],
                    figures: list[tuple[str, Path]]) -> list[str]:
-    table = analysis.study_table(results, study)
+    table = study_table(results, study)
     batch = f" at batch {study.batch_size}" if study.batch_size else ""
     lines = [f"## Study `{study.name}`: {STUDY_TITLES[study.kind].format(batch=batch)}", "",
-             analysis.table_markdown(table, study), ""]
+             table_markdown(table, study), ""]
     notes = []
     if not table["complete"].all():
         notes.append(f"`*` marks configurations with trials not completed with {FINAL_EPOCHS}+ epochs "
@@ -117,10 +120,10 @@ def _trials_table(rows: pd.DataFrame, columns: dict[str, str]) -> str:
             cells.append("-" if v is None or (not isinstance(v, str) and pd.isna(v))
                          else f"{v:.1f}" if isinstance(v, float) else str(v))
         body.append(cells)
-    return analysis.markdown_table(list(columns.values()), body)
+    return markdown_table(list(columns.values()), body)
 
 
-def _verdict(claim: analysis.Claim) -> str:
+def _verdict(claim: Claim) -> str:
     word = {True: "reproduced", False: "not reproduced", None: "no paper number to compare"}[claim.reproduced]
     return word + (" (provisional: some trials not completed)" if claim.provisional else "")
 
@@ -129,9 +132,9 @@ def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFram
                   kinds: dict[str, str] | None = None) -> str:
     """The report's markdown for these tables, drawing its figures into ``report_dir``; ``kinds``: the studies'
     kinds as recorded at launch."""
-    results = analysis.trial_results(epochs, trials)
-    studies = analysis.find_studies(results, kinds)
-    claims = analysis.claims(results, studies)
+    results = trial_results(epochs, trials)
+    studies = find_studies(results, kinds)
+    claims = paper_claims(results, studies)
     figures = draw_figures(epochs, results, studies, report_dir)
     lines = _header(sweep_dir, epochs, results) + report_lines(trials)
     lines += ["## Findings", "", "Each paper claim this sweep has data for; the sentences with the measured figures "
@@ -141,7 +144,7 @@ def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFram
     lines.append("")
     for study in studies:
         lines += _study_section(study, results, claims, figures.get(study.name, []))
-    bad = analysis.incomplete_trials(results)
+    bad = incomplete_trials(results)
     lines += ["## Trials not completed", ""]
     if bad.empty:
         lines += [f"None: every trial completed with {FINAL_EPOCHS}+ epochs.", ""]

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt
 
 from normalization import NORM_KINDS
-from orchestrator.spec.problems import SpecError, describe  # noqa: F401 - SpecError: the spec's error type
+from orchestrator.spec.problems import describe
 from trainer.config import PRECISIONS, TrainSettings
 from trainer.models import MODEL_NAMES, default_groups
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.launch.cluster import spec_problems_for_cluster
-from orchestrator.spec.model import SpecError, SweepSpec
+from orchestrator.spec.model import SweepSpec
+from orchestrator.spec.problems import SpecError
 from orchestrator.spec.file import load_spec
 from orchestrator.spec.validation import parse_spec
 from trainer.config import TrainSettings
