@@ -40,7 +40,7 @@ def shapes_of(spec) -> list:
     return list(seen.values())
 
 
-def prepared_dir(spec, data_dir: Path) -> Path | None:
+def prepared_data(spec, data_dir: Path) -> Path | None:
     """The spec's prepared dataset if there is one (digits are prepared on the spot: seconds)."""
     from trainer import data
 
@@ -203,7 +203,7 @@ def calibrate(spec, *, results, data_dir: Path, steps: int = STEPS, echo: Callab
     device = local_device()
     shape = data_shape(spec.dataset, data_dir)
     with tempfile.TemporaryDirectory(prefix="gnsweep-shards-") as tmp:
-        prepared = prepared_dir(spec, Path(data_dir))
+        prepared = prepared_data(spec, Path(data_dir))
         source = f"real ({prepared})" if prepared else f"generated shards of {shape.name}'s shape"
         if prepared is None:
             prepared = generate_shards(Path(tmp), shape)
