@@ -2,7 +2,9 @@
 fetch), with each figure's numbers under it as a table a user can copy, and a banner while the sweep is unfinished.
 
 The page is rendered from report.md's own markdown (markdown-it, which comes with Rich), so its tables, sentences and
-trial lists are the report's by construction; only the figures' data is added here.
+trial lists are the report's by construction; only the figures' data is added here. The page is shared, and its text
+comes partly from results files anyone with write access to the results could forge: it embeds only the PNGs this
+report drew, markdown-it makes no image, link or raw HTML, and a page with any other URL is refused.
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import base64
 import html
 import re
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
@@ -21,6 +24,10 @@ from trainer.storage import Location
 
 HTML_FILE = "report.html"
 FIGURE_LINE = re.compile(r"^!\[(?P<caption>[^\]]*)\]\((?P<src>[^)]+)\)$")
+OFF_RULES = ["image", "link", "autolink", "linkify", "reference", "html_inline", "html_block"]
+TAG = re.compile(r"<[A-Za-z][^>]*>")  # text is escaped, so every '<' followed by a letter opens a real tag
+URL_ATTRIBUTE = re.compile(r"""\s(src|href|srcset|action|formaction|poster|background|xlink:href|data)\s*=\s*"""
+                           r"""("[^"]*"|'[^']*'|[^\s>]+)""", re.I)
 COLUMNS = {  # figure data column -> header, in display order; absent or all-empty columns are left out
     "norm": "norm", "batch_size": "batch", "groups": "groups G", "channels_per_group": "channels/group",
     "epoch": "epoch", "train_mean": "train err %", "train_min": "train min", "train_max": "train max",
@@ -69,6 +76,21 @@ def _data_html(data: pd.DataFrame) -> str:
             f"<details><summary>As CSV</summary><pre class=\"csv\">{csv}</pre></details></details>")
 
 
+class UnsafePage(Exception):
+    """The page would load or link something other than its own embedded figures; it is not written."""
+
+
+def _drawn_png(report_dir: Path, name: str, drawn: set[str]) -> Path | None:
+    """``report_dir/name`` when ``name`` is a figure this report drew: a bare ``.png`` file name (no path, no
+    ``..``), not a symlink, inside ``report_dir``. Anything else a figure line names is never read."""
+    if name not in drawn or name != Path(name).name or "/" in name or "\\" in name or ".." in name:
+        return None
+    path = report_dir / name
+    if not name.endswith(".png") or name.startswith(".") or path.is_symlink():
+        return None
+    return path if path.resolve().parent == report_dir.resolve() else None
+
+
 def _figure_html(caption: str, png: Path, data: pd.DataFrame | None) -> str:
     if not png.is_file():
         return f"<p><em>Figure missing: {html.escape(png.name)}</em></p>"
@@ -87,35 +109,61 @@ def _banner(results: pd.DataFrame) -> str:
     return f"<div class=\"banner final\">The sweep has finished: all {len(results)} trials ended.</div>"
 
 
-def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path) -> str:
-    """The page for report.md's text, with the PNGs it links (in ``report_dir``) embedded."""
+def _title(body: str) -> str:
+    """The first heading's text, as markdown-it rendered (and escaped) it, without its tags."""
+    heading = re.search(r"<h1>(.*?)</h1>", body, re.S)
+    return re.sub(r"<[^>]+>", "", heading[1]).strip() if heading else "report"
+
+
+def _check_fetches_nothing(page: str) -> None:
+    """Raise UnsafePage if any attribute of the page could load or link something: only embedded PNGs (``src``)
+    and in-page anchors (``href``) are allowed."""
+    for tag in TAG.findall(page):
+        for name, value in URL_ATTRIBUTE.findall(tag):
+            value = value.strip("\"'")
+            ok = (value.startswith("data:image/png;base64,") if name.lower() == "src"
+                  else value.startswith("#") if name.lower() == "href" else False)
+            if not ok:
+                raise UnsafePage(f"report.html would carry {name}={value[:80]!r}; not written (a bug: please "
+                                 f"report it)")
+
+
+def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path,
+                figures: Iterable[str]) -> str:
+    """The page for report.md's text with the PNGs this report drew (``figures``: their file names in
+    ``report_dir``, as ``draw_figures`` wrote them) embedded; a figure line naming anything else stays text."""
     from markdown_it import MarkdownIt
 
+    drawn = set(figures)
     results = trial_results(epochs, trials)
     studies = find_studies(results)
-    figures: dict[str, str] = {}
+    embedded: dict[str, str] = {}
     lines = []
     for line in markdown_text.splitlines():
         m = FIGURE_LINE.match(line.strip())
-        if m:
-            marker = f"GNSWEEPFIGURE{len(figures)}"
-            figures[marker] = _figure_html(m["caption"], report_dir / m["src"],
-                                           figure_data(m["src"], epochs, results, studies))
+        png = _drawn_png(report_dir, m["src"], drawn) if m else None
+        if png is not None:
+            marker = f"GNSWEEPFIGURE{len(embedded)}"
+            embedded[marker] = _figure_html(m["caption"], png, figure_data(m["src"], epochs, results, studies))
             line = marker
         lines.append(line)
-    body = MarkdownIt("commonmark", {"html": False}).enable("table").render("\n".join(lines))
-    for marker, figure in figures.items():
+    markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").disable(OFF_RULES)
+    body = markdown.render("\n".join(lines))
+    for marker, figure in embedded.items():
         body = body.replace(f"<p>{marker}</p>", figure)
-    title = html.escape(markdown_text.splitlines()[0].lstrip("# ").replace("`", "")) if markdown_text else "report"
     first_heading_end = body.find("</h1>") + len("</h1>") if "</h1>" in body else 0
     body = body[:first_heading_end] + _banner(results) + body[first_heading_end:]
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{title}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n")
+            f"<title>{_title(body)}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n")
+    _check_fetches_nothing(page)
+    return page
 
 
-def write_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path) -> Path:
-    """Write ``report_dir/report.html`` atomically; returns its path."""
+def write_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path,
+               figures: Iterable[str]) -> Path:
+    """Write ``report_dir/report.html`` atomically, embedding only ``figures`` (the PNGs the report drew); returns
+    its path. Raises UnsafePage, writing nothing, if the page would load or link anything."""
     path = Path(report_dir) / HTML_FILE
-    Location.of(path).write_text(render_html(markdown_text, epochs, trials, Path(report_dir)))
+    Location.of(path).write_text(render_html(markdown_text, epochs, trials, Path(report_dir), figures))
     return path

@@ -6,6 +6,7 @@ built on ``matplotlib.figure.Figure`` (Agg), so no pyplot state or display is in
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 from pathlib import Path
@@ -18,12 +19,23 @@ from matplotlib.figure import Figure
 from results.frames import epoch_curves, study_table
 from results.studies import Study
 from results.paper import NORM_ORDER, PAPER
+from results.text import plain
 from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location
 
 NORM_COLOURS = {"bn": "#1f77b4", "gn": "#e6550d", "ln": "#2ca02c", "in": "#8e44ad", "none": "#7f7f7f"}
 NORM_SHADES = {"bn": "Blues", "gn": "Oranges", "ln": "Greens", "in": "Purples", "none": "Greys"}
 ERROR_LABEL = "top-1 val error (%)"
+
+
+def _text(value, limit: int = 60) -> str:
+    """Text from results files as a figure label: one short line, its dollar signs literal (matplotlib reads a pair
+    of them as mathtext, which can fail to parse and stop the report)."""
+    return plain(value, limit).replace("$", r"\$")
+
+
+def _norm(norm: str) -> str:
+    return _text(norm.upper())
 
 
 def _colour(norm: str) -> str:
@@ -73,7 +85,7 @@ def _norms_in(df: pd.DataFrame) -> list[str]:
 
 def _title(study: Study, what: str) -> str:
     batch = f", batch {study.batch_size}" if study.batch_size else ""
-    return f"{what}: study '{study.name}' ({study.model}{batch})"
+    return f"{what}: study '{_text(study.name)}' ({_text(study.model)}{batch})"
 
 
 def plot_norm_curves(curves: pd.DataFrame, study: Study, path: Path) -> Path:
@@ -84,7 +96,7 @@ def plot_norm_curves(curves: pd.DataFrame, study: Study, path: Path) -> Path:
         c = curves[curves["norm"] == norm].sort_values("epoch")
         for ax, kind in zip(axes, ("train", "val")):
             _line(ax, c["epoch"], c[f"{kind}_mean"], c[f"{kind}_min"], c[f"{kind}_max"], c["n"],
-                  color=_colour(norm), label=norm.upper(), linewidth=1.8)
+                  color=_colour(norm), label=_norm(norm), linewidth=1.8)
     for ax, kind in zip(axes, ("train", "val")):
         ax.set_title(f"{kind} error")
         ax.set_xlabel("epoch")
@@ -104,13 +116,13 @@ def plot_batch_errors(table: pd.DataFrame, study: Study, path: Path) -> Path:
         t = table[table["norm"] == norm].dropna(subset=["final_val_err"]).sort_values("batch_size")
         if len(t):
             _line(ax, t["batch_size"], t["final_val_err"], t["err_min"], t["err_max"], t["n_seeds"],
-                  color=_colour(norm), marker="o", linewidth=2, label=f"{norm.upper()} (this sweep)")
+                  color=_colour(norm), marker="o", linewidth=2, label=f"{_norm(norm)} (this sweep)")
             _mark_incomplete(ax, t, "batch_size")
         ref = PAPER.batch.get(norm)
         if ref:
             xs = sorted(ref)
             ax.plot(xs, [ref[x] for x in xs], linestyle="--", marker="x", color=_colour(norm), alpha=0.7,
-                    label=f"{norm.upper()}, {PAPER.label}")
+                    label=f"{_norm(norm)}, {PAPER.label}")
     _log2_axis(ax, list(table["batch_size"].dropna()) + list(PAPER.batch["bn"]), "images per GPU (batch size)")
     ax.set_ylabel(f"{ERROR_LABEL}, median of last {FINAL_EPOCHS} epochs")
     ax.grid(alpha=0.3)
@@ -133,7 +145,7 @@ def plot_batch_curves(curves: pd.DataFrame, study: Study, path: Path) -> Path:
             shade = cmap(0.95 - 0.6 * i / max(len(batches) - 1, 1))
             _line(ax, cb["epoch"], cb["val_mean"], cb["val_min"], cb["val_max"], cb["n"], color=shade,
                   linewidth=1.8, label=f"batch {int(b)}")
-        ax.set_title(f"{norm.upper()}")
+        ax.set_title(_norm(norm))
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
         ax.legend(title="images per GPU")
@@ -166,7 +178,10 @@ def plot_group_errors(table: pd.DataFrame, study: Study, path: Path) -> Path:
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+    """A study's name as part of a file name: letters, digits, ``_`` and ``-`` only (no dot, so never ``..`` nor a
+    hidden file), and a long one cut and told apart by a hash, since study names are read from results files."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "_", name)
+    return slug if len(slug) <= 60 else f"{slug[:50]}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
 def draw_figures(epochs: pd.DataFrame, results: pd.DataFrame, studies: list[Study],

@@ -20,6 +20,7 @@ from results.schema import UNFINISHED
 from results.shared_runs import expand_shared, report_lines
 from results.studies import Study, find_studies
 from results.tables import markdown_table, table_markdown
+from results.text import md_code, md_inline
 from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location
 
@@ -65,21 +66,22 @@ TOPICS = {
 
 def _header(sweep_dir: Location, epochs: pd.DataFrame, results: pd.DataFrame) -> list[str]:
     name = str(epochs["sweep"].mode().iloc[0]) if epochs["sweep"].notna().any() else sweep_dir.name
-    models = ", ".join(sorted(results["model"].dropna().astype(str).unique()))
+    model_names = sorted(results["model"].dropna().astype(str).unique())
+    models = ", ".join(model_names)
     counts = results["status"].value_counts()
-    statuses = ", ".join(f"{n} {s}" for s, n in counts.items())
+    statuses = ", ".join(f"{n} {md_inline(s)}" for s, n in counts.items())
     done = results["epochs"]
     unfinished = int(results["status"].isin(UNFINISHED).sum())
     state = f"still running ({unfinished} trials not finished)" if unfinished else "finished"
     refs = "; ".join(f"{r.label}" + (f" ({r.note})" if r.note else "") for r in references_for(models))
     return [
-        f"# Sweep `{name}`: Group Normalization reproduction report",
+        f"# Sweep {md_code(name)}: Group Normalization reproduction report",
         "",
-        f"- Model: {models}",
+        f"- Model: {', '.join(md_inline(m) for m in model_names)}",
         f"- Trials: {len(results)} ({statuses}); sweep {state}",
         f"- Epochs done per trial: {int(done.max())} at most, {int(done.min())} at least "
         f"({len(epochs)} epoch rows)",
-        f"- Generated: {datetime.now(timezone.utc).isoformat(timespec='seconds')} from `{sweep_dir}`",
+        f"- Generated: {datetime.now(timezone.utc).isoformat(timespec='seconds')} from {md_code(sweep_dir)}",
         f"- Error is top-1 validation error in percent; a trial's error is the median of its last {FINAL_EPOCHS} "
         f"epochs, as in the paper. References: {refs}.",
         "",
@@ -90,7 +92,7 @@ def _study_section(study: Study, results: pd.DataFrame, claims: list[Claim],
                    figures: list[tuple[str, Path]]) -> list[str]:
     table = study_table(results, study)
     batch = f" at batch {study.batch_size}" if study.batch_size else ""
-    lines = [f"## Study `{study.name}`: {STUDY_TITLES[study.kind].format(batch=batch)}", "",
+    lines = [f"## Study {md_code(study.name)}: {STUDY_TITLES[study.kind].format(batch=batch)}", "",
              table_markdown(table, study), ""]
     notes = []
     if not table["complete"].all():
@@ -109,17 +111,18 @@ def _study_section(study: Study, results: pd.DataFrame, claims: list[Claim],
     return lines
 
 
+def _cell(value) -> str:
+    """A trials-table cell: numbers formatted, text (keys, statuses, messages, study lists: read from results files)
+    escaped."""
+    if isinstance(value, list):
+        return ", ".join(md_inline(v) for v in value)
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "-"
+    return f"{value:.1f}" if isinstance(value, float) else md_inline(value)
+
+
 def _trials_table(rows: pd.DataFrame, columns: dict[str, str]) -> str:
-    body = []
-    for r in rows.to_dict("records"):
-        cells = []
-        for col in columns:
-            v = r[col]
-            if isinstance(v, list):
-                v = ", ".join(v)
-            cells.append("-" if v is None or (not isinstance(v, str) and pd.isna(v))
-                         else f"{v:.1f}" if isinstance(v, float) else str(v))
-        body.append(cells)
+    body = [[_cell(r[col]) for col in columns] for r in rows.to_dict("records")]
     return markdown_table(list(columns.values()), body)
 
 
@@ -129,9 +132,9 @@ def _verdict(claim: Claim) -> str:
 
 
 def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path,
-                  kinds: dict[str, str] | None = None) -> str:
-    """The report's markdown for these tables, drawing its figures into ``report_dir``; ``kinds``: the studies'
-    kinds as recorded at launch."""
+                  kinds: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """The report's markdown for these tables and the file names of the figures it drew into ``report_dir`` (the
+    only files its page may embed); ``kinds``: the studies' kinds as recorded at launch."""
     results = trial_results(epochs, trials)
     studies = find_studies(results, kinds)
     claims = paper_claims(results, studies)
@@ -139,7 +142,7 @@ def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFram
     lines = _header(sweep_dir, epochs, results) + report_lines(trials)
     lines += ["## Findings", "", "Each paper claim this sweep has data for; the sentences with the measured figures "
               "are in the study sections below.", ""]
-    lines += [f"- Study `{c.study}`, {TOPICS.get(c.topic, c.topic)}: {_verdict(c)}" for c in claims] or [
+    lines += [f"- Study {md_code(c.study)}, {TOPICS.get(c.topic, c.topic)}: {_verdict(c)}" for c in claims] or [
         "- No paper claim can be checked yet: the sweep lacks the configurations a claim compares."]
     lines.append("")
     for study in studies:
@@ -157,7 +160,7 @@ def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFram
         "channels_per_group": "channels/group", "seed": "seed", "status": "status", "epochs": "epochs",
         "final_val_err": "val err %", "final_train_err": "train err %", "last_val_err": "last val err %",
         "studies": "studies"}), ""]
-    return "\n".join(lines)
+    return "\n".join(lines), sorted({path.name for drawn in figures.values() for _, path in drawn})
 
 
 def default_report_dir(sweep_dir: Location) -> Path:
@@ -186,11 +189,14 @@ def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path
     report_dir = Path(report_dir) if report_dir is not None else default_report_dir(sweep_dir)
     report_dir.mkdir(parents=True, exist_ok=True)
     before = _written_before(report_dir)
-    text = render_report(sweep_dir, epochs, trials, report_dir, kinds)
+    text, drawn = render_report(sweep_dir, epochs, trials, report_dir, kinds)
+    try:
+        page = html.render_html(text, epochs, trials, report_dir, drawn)
+    except html.UnsafePage as e:
+        raise ReportError(str(e)) from None
     path = report_dir / REPORT_FILE
     Location.of(path).write_text(text)
-    html.write_html(text, epochs, trials, report_dir)
-    drawn = sorted(p.name for p in report_dir.glob("*.png") if f"]({p.name})" in text)
+    Location.of(report_dir / html.HTML_FILE).write_text(page)
     Location.of(report_dir / MANIFEST_FILE).write_text(json.dumps({"written_by": "gnsweep report",
                                                                     "figures": drawn}, indent=2))
     for stale in before - set(drawn):

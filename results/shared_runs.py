@@ -11,6 +11,7 @@ import json
 import pandas as pd
 
 from results.schema import TrialStatus
+from results.text import md_code, md_inline
 from trainer.storage import Location
 
 PLAN_FILE = "plan.json"
@@ -18,17 +19,38 @@ ALIAS_COLUMNS = ("norm", "groups", "channels_per_group")
 
 
 def read_plan(sweep_dir) -> dict:
-    """The sweep's ``plan.json`` as written by the launch (``{}`` when there is none or it cannot be read)."""
+    """The sweep's ``plan.json`` as written by the launch (``{}`` when there is none, it cannot be read or it is not
+    a JSON object)."""
     path = Location.of(sweep_dir) / PLAN_FILE
     try:
-        return json.loads(path.read_text()) if path.exists() else {}
+        plan = json.loads(path.read_text()) if path.exists() else {}
     except (OSError, ValueError):
         return {}
+    return plan if isinstance(plan, dict) else {}
+
+
+def _optional_int(value) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool))
+
+
+def _is_alias(entry) -> bool:
+    """A plan entry naming another trial's run, with the fields ``_copy`` reads of the types the launch writes:
+    plan.json is untrusted, and a malformed entry must not stop status or the report."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("same_as"), str) or not entry["same_as"]:
+        return False
+    config, studies = entry.get("config"), entry.get("studies", [])
+    return (isinstance(config, dict) and isinstance(config.get("norm"), str)
+            and _optional_int(config.get("groups")) and _optional_int(config.get("channels_per_group"))
+            and isinstance(studies, list) and all(isinstance(s, str) for s in studies)
+            and (entry.get("why") is None or isinstance(entry["why"], str)))
 
 
 def aliases(plan: dict) -> dict[str, dict]:
-    """``{alias key: its plan entry}`` for the trials that share another's run."""
-    return {k: v for k, v in plan.get("trials", {}).items() if v.get("same_as")}
+    """``{alias key: its plan entry}`` for the trials that share another's run (well-formed entries only)."""
+    trials = plan.get("trials")
+    if not isinstance(trials, dict):
+        return {}
+    return {k: v for k, v in trials.items() if isinstance(k, str) and _is_alias(v)}
 
 
 def _copy(rows: pd.DataFrame, key: str, entry: dict) -> pd.DataFrame:
@@ -67,11 +89,12 @@ def expand_shared(sweep_dir, epochs: pd.DataFrame, trials: pd.DataFrame, *,
 
 
 def report_lines(trials: pd.DataFrame) -> list[str]:
-    """Markdown lines naming each trial whose result is another trial's run, and why they are the same."""
+    """Markdown lines naming each trial whose result is another trial's run, and why they are the same (keys and
+    reasons come from plan.json: escaped)."""
     if "same_as" not in trials or trials["same_as"].isna().all():
         return []
     lines = ["Shared runs (each computation is trained once; its result appears in every study that includes it):"]
     for r in trials[trials["same_as"].notna()].drop_duplicates("trial_key").to_dict("records"):
-        why = f": {r['same_why']}" if isinstance(r.get("same_why"), str) else ""
-        lines.append(f"- `{r['trial_key']}` is the run of `{r['same_as']}`{why}")
+        why = f": {md_inline(r['same_why'])}" if isinstance(r.get("same_why"), str) else ""
+        lines.append(f"- {md_code(r['trial_key'])} is the run of {md_code(r['same_as'])}{why}")
     return lines + [""]

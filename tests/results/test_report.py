@@ -43,7 +43,8 @@ def test_figures_are_linked_relative_and_readable(paper_report):
 def test_failed_trials_are_listed(paper_report):
     text = paper_report.read_text()
     section = text[text.index("## Trials not completed"):text.index("## All trials")]
-    assert "| gn-b4-g32-s0 | failed | 3 | 60.0 | failed, only 3 epochs (< 5) | RuntimeError: out of memory |" in section
+    assert ("| gn-b4-g32-s0 | failed | 3 | 60.0 | failed, only 3 epochs \\(\\< 5\\) | RuntimeError: out of memory |"
+            in section), "the flag holds the status read from the results: escaped as Markdown"
     assert "| GN | 4 | 60.0 * |" in text and "Study `batch_size`" in text
 
 
