@@ -50,6 +50,8 @@ class TrialStatus(StrEnum):
 ENDED = frozenset({TrialStatus.COMPLETED, TrialStatus.DIVERGED, TrialStatus.FAILED})  # nothing left in this launch
 FINISHED = frozenset({TrialStatus.COMPLETED, TrialStatus.DIVERGED})  # never run again; it has a final error
 UNFINISHED = frozenset(TrialStatus) - ENDED  # the sweep still has work: pending, running, interrupted, unknown
+STOPPED = frozenset({TrialStatus.FAILED, TrialStatus.DIVERGED, TrialStatus.INTERRUPTED})  # stopped before completing
+IN_PROGRESS = UNFINISHED - STOPPED  # running or waiting to run (or epochs without a trials row yet)
 
 # results/<sweep>/trials/: one row per trial, rewritten when its status changes.
 TRIAL_SCHEMA = pa.schema(CONFIG_FIELDS + [
@@ -64,8 +66,9 @@ TRIAL_SCHEMA = pa.schema(CONFIG_FIELDS + [
     pa.field("ended_at", pa.timestamp("ms", tz="UTC")),
     pa.field("train_seconds", pa.float64()),  # sum of epoch_seconds
     pa.field("precision", pa.string()),  # float32, mixed_bfloat16 or mixed_float16 (null in sweeps before it)
+    pa.field("same_as", pa.string()),  # the trial whose run computed this one's figures (GN with G = 1 is LN), or null
 ])
 
 # Columns added after the first release: files written before them lack them and read back as null there. Every
 # other column must be in every file (a file without them is not one of these tables).
-ADDED_LATER: frozenset[str] = frozenset({"precision"})
+ADDED_LATER: frozenset[str] = frozenset({"precision", "same_as"})

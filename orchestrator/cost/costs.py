@@ -1,10 +1,11 @@
 """A sweep's cost before and while it runs: the dry run's estimate per trial with totals in device-hours and wall
 time on a cluster; the launch's longest-first order; the sweep's ``plan.json`` (estimates, resources and shared
-runs), from which ``gnsweep status`` tells the time left. Nothing here imports TensorFlow; Ray only to ask a
+runs), from which ``sweep_remaining`` tells the time left. Nothing here imports TensorFlow; Ray only to ask a
 connected cluster for its nodes."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from orchestrator.cost import devices
 from orchestrator.cost.calibration import read_calibration
@@ -166,7 +167,8 @@ def order_and_record(sweep_dir: Location, spec, trials, pending, dataset_dir, *,
 
 def record_plan(sweep_dir: Location, spec, trials, ests: dict[str, TrialEstimate], device: str, est: Estimator,
                 cluster: devices.ClusterShape) -> None:
-    """``plan.json``: the launch's estimate of every trial and who shares whose run, merged over launches."""
+    """``plan.json``: the launch's estimate of every trial and who shares whose run, merged over launches, and the
+    validation set's size (the report's intervals include its sampling error)."""
     from orchestrator.spec.dedup import why_same
 
     by_key = {t.key: t for t in trials}
@@ -183,20 +185,28 @@ def record_plan(sweep_dir: Location, spec, trials, ests: dict[str, TrialEstimate
                          startup_seconds=e.startup_seconds, epochs=t.config.train.epochs, source=e.source)
         entries[t.key] = entry
     plan = {"name": spec.name, "device": device, "estimate": est.describe(), "nodes": list(cluster.nodes),
-            "trials": {**old, **entries}}
+            "val_images": est.shape.val, "trials": {**old, **entries}}
     (sweep_dir / PLAN_FILE).write_text(json.dumps(plan, indent=1, default=str))
 
 
-def status_remaining(sweep_dir, epochs, trials) -> tuple[dict[str, float], str]:
-    """Seconds left per trial and a summary line, from plan.json's estimates and the measured epochs; ``({}, "")``
-    for a sweep launched before estimates were recorded."""
-    plan = read_plan(sweep_dir)
+@dataclass(frozen=True)
+class SweepRemaining:
+    """What is left of a launched sweep: trial time per run, in all, and as wall time on the launch's cluster."""
+
+    seconds: dict[str, float]  # run key -> its trial time left
+    trial_seconds: float
+    wall_seconds: float
+    line: str  # "remaining: ..., from <what the figures rest on>"
+
+
+def sweep_remaining(plan: dict, epochs, statuses: dict[str, str]) -> SweepRemaining | None:
+    """The time left from plan.json's estimates (``plan``) and the measured epochs of the runs (``statuses``: the
+    runs' trials-table statuses); None for a sweep launched before estimates were recorded."""
     entries = {k: v for k, v in plan.get("trials", {}).items() if not v.get("same_as") and "train_seconds" in v}
     if not entries:
-        return {}, ""
+        return None
     ests = {k: TrialEstimate(k, v["train_seconds"], v["other_seconds"], v["startup_seconds"], v["epochs"],
                              v["source"]) for k, v in entries.items()}
-    statuses = dict(zip(trials["trial_key"], trials["status"])) if len(trials) else {}
     left, basis = remaining(ests, {k: v["shape"] for k, v in entries.items()}, epochs, statuses)
     jobs = [Job(k, e.total_seconds, entries[k]["cpu"], entries[k]["gpu"]) for k, e in left.items()
             if e.total_seconds > 0]
@@ -205,9 +215,4 @@ def status_remaining(sweep_dir, epochs, trials) -> tuple[dict[str, float], str]:
     total = sum(j.seconds for j in jobs)
     line = (f"remaining: {fmt_seconds(total)} of trial time, about {fmt_seconds(wall)} of wall time on the launch's "
             f"cluster ({plan.get('device', '?')}); from {basis}")
-    return {k: e.total_seconds for k, e in left.items()}, line
-
-
-def fmt_left(left: dict[str, float], key: str) -> str:
-    """A trial's time left for the status table: '-' when unknown (a shared run, or no estimate recorded)."""
-    return fmt_seconds(left[key]) if key in left else "-"
+    return SweepRemaining({k: e.total_seconds for k, e in left.items()}, total, wall, line)

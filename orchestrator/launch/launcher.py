@@ -70,6 +70,18 @@ def pending_trials(sweep_dir: Location, trials: list[PlannedTrial]) -> tuple[lis
     return pending, prior
 
 
+def record_shared(sweep_dir: Location, trials: list[PlannedTrial], prior: dict) -> None:
+    """The trials rows and TensorBoard runs of the trials that share a run recorded before this launch (a finished
+    run's shared trials get theirs here; this launch's runs write their shared trials' rows as they go)."""
+    from results import store
+    from orchestrator.tune.results_writer import record_shared_runs, shared_trials
+
+    try:
+        record_shared_runs(sweep_dir, prior, shared_trials(trials))
+    except store.StoreError as e:
+        raise LaunchError(f"--results: {e}") from None
+
+
 def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
     import ray
 
@@ -123,17 +135,22 @@ def _run_on_ray(run: SweepRun, pending: list[PlannedTrial], prior: dict) -> None
         check_shared_storage(sweep_dir, dataset_dir, echo)
     except ClusterError as e:
         raise LaunchError(str(e)) from None
-    from orchestrator.tune.results_writer import ResultsWriter
     from orchestrator.cost.costs import order_and_record
     from orchestrator.tune.metrics import SweepGauges
     from orchestrator.tune.progress import ProgressPrinter
+    from orchestrator.tune.results_writer import ResultsWriter, shared_trials
     from orchestrator.tune.run import run_trials
+    from orchestrator.watch.tally import tally
+    from results import store
+    from results.shared_runs import read_plan
 
     pending, line = order_and_record(sweep_dir, spec, trials, pending, dataset_dir, results=opts.results,
                                      device=opts.device)
     echo(line)
-    writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior)
-    progress = ProgressPrinter(len(runs), spec.train.epochs, done_before=len(runs) - len(pending), echo=echo)
+    writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior, shared_trials(trials),
+                           prior_epochs=store.read_epochs(sweep_dir))
+    record, plan = store.read_sweep(sweep_dir), read_plan(sweep_dir)
+    progress = ProgressPrinter(lambda: tally(record, *writer.tables(), plan).summary(), echo=echo)
     gauges = SweepGauges(spec.name, len(pending))
     try:
         run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir,
@@ -230,6 +247,7 @@ def _run(run: SweepRun) -> int:
     spec, trials, runs, sweep_dir, opts, echo = run.spec, run.trials, run.runs, run.sweep_dir, run.opts, run.echo
     check_fingerprint(sweep_dir, spec, trials)
     pending, prior = pending_trials(sweep_dir, runs)
+    record_shared(sweep_dir, trials, prior)
     if not pending:
         echo(f"all {len(runs)} trials are finished; nothing to run")
     else:

@@ -37,8 +37,9 @@ def test_page_is_self_contained_with_the_reports_content(running_page):
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Partial results: the sweep is still running (1 of 15 trials not finished)" in page
     assert "<td>BN</td>" in page and "At batch 32 the measured order is BN 30.0% &lt; GN 31.0%" in page
-    section = page[page.index("Trials not completed"):page.index("All trials")]
+    section = page[page.index("Failed or interrupted trials"):page.index("Trials not finished yet")]
     assert "gn-b4-g32-s0" in section and "RuntimeError: out of memory &lt;oom&gt;" in section, "escaped, listed"
+    section = page[page.index("Trials not finished yet"):page.index("All trials")]
     assert "bn-b4-s0" in section and "running" in section
 
 
@@ -101,7 +102,8 @@ window.addEventListener('load', () => { const p = document.createElement('pre');
     images = json.loads(found[1])
     assert len(images) == 5 and all(done and w > 0 and h > 0 for done, w, h in images), images
     text = re.sub(r"<[^>]+>", " ", dom.stdout)
-    for phrase in ("Partial results", "Findings", "Trials not completed", "gn-b4-g32-s0", "Data of this figure"):
+    for phrase in ("Partial results", "Findings", "Failed or interrupted trials", "gn-b4-g32-s0",
+                   "Data of this figure"):
         assert phrase in text
     shot = running_page.with_name("report-screenshot.png")
     subprocess.run([*flags, "--window-size=1200,2400", f"--screenshot={shot}", running_page.as_uri()],
