@@ -16,8 +16,11 @@ from typing import Iterable
 
 import pandas as pd
 
-from results import analysis
-from results.plots import _slug
+from results import figure_data as figure_numbers
+from results.figure_data import FigureSettings
+from results.frames import trial_results
+from results.schema import UNFINISHED
+from results.studies import find_studies
 from trainer.storage import Location
 
 HTML_FILE = "report.html"
@@ -26,12 +29,11 @@ OFF_RULES = ["image", "link", "autolink", "linkify", "reference", "html_inline",
 TAG = re.compile(r"<[A-Za-z][^>]*>")  # text is escaped, so every '<' followed by a letter opens a real tag
 URL_ATTRIBUTE = re.compile(r"""\s(src|href|srcset|action|formaction|poster|background|xlink:href|data)\s*=\s*"""
                            r"""("[^"]*"|'[^']*'|[^\s>]+)""", re.I)
-UNFINISHED = ("running", "pending", "unknown")
 COLUMNS = {  # figure data column -> header, in display order; absent or all-empty columns are left out
     "norm": "norm", "batch_size": "batch", "groups": "groups G", "channels_per_group": "channels/group",
-    "epoch": "epoch", "train_mean": "train err %", "train_min": "train min", "train_max": "train max",
-    "val_mean": "val err %", "val_min": "val min", "val_max": "val max", "n": "seeds",
-    "final_val_err": "val err % (median of last 5)", "err_min": "min", "err_max": "max", "n_seeds": "seeds",
+    "epoch": "epoch", "train_mean": "train err %", "train_low": "train low", "train_high": "train high",
+    "val_mean": "val err %", "val_low": "val low", "val_high": "val high", "seeds": "seeds",
+    "final_val_err": "val err % (median of last 5)", "low": "low", "high": "high", "n_seeds": "seeds",
     "paper": "paper %", "notebook": "notebook %", "complete": "complete",
 }
 STYLE = """
@@ -51,21 +53,15 @@ pre.csv { background: #f7f7f7; padding: .6em; overflow-x: auto; font-size: 12px;
 """
 
 
-def figure_data(name: str, epochs: pd.DataFrame, results: pd.DataFrame, studies: list) -> pd.DataFrame | None:
-    """The numbers a report figure draws, found by its file name (``<study>_{epochs,batch,groups}.png``)."""
-    for study in studies:
-        slug = _slug(study.name)
-        if name == f"{slug}_epochs.png":
-            data = analysis.epoch_curves(epochs, study.trial_keys)
-        elif name in (f"{slug}_batch.png", f"{slug}_groups.png"):
-            data = analysis.study_table(results, study)
-        else:
-            continue
-        seeds = data["n" if "n" in data else "n_seeds"].max()
-        spread = {"train_min", "train_max", "val_min", "val_max", "err_min", "err_max"} if seeds <= 1 else set()
-        keep = [c for c in COLUMNS if c in data and data[c].notna().any() and c not in spread]
-        return data[keep].rename(columns=COLUMNS)
-    return None
+def figure_data(name: str, epochs: pd.DataFrame, results: pd.DataFrame, studies: list,
+                settings: FigureSettings | None = None) -> pd.DataFrame | None:
+    """The numbers a report figure draws (``figure_data.figure_data``, found by its file name), with readable headers;
+    columns that are empty throughout (intervals where there are none) are left out."""
+    data = figure_numbers.figure_data(name, epochs, results, studies, settings)
+    if data is None:
+        return None
+    keep = [c for c in COLUMNS if c in data and data[c].notna().any()]
+    return data[keep].rename(columns=COLUMNS)
 
 
 def _data_html(data: pd.DataFrame) -> str:
@@ -128,14 +124,15 @@ def _check_fetches_nothing(page: str) -> None:
 
 
 def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path,
-                figures: Iterable[str]) -> str:
+                figures: Iterable[str], settings: FigureSettings | None = None) -> str:
     """The page for report.md's text with the PNGs this report drew (``figures``: their file names in
-    ``report_dir``, as ``draw_figures`` wrote them) embedded; a figure line naming anything else stays text."""
+    ``report_dir``, as ``draw_figures`` wrote them) embedded; a figure line naming anything else stays text.
+    ``settings``: what the figures were drawn with, so each figure's data is what it draws."""
     from markdown_it import MarkdownIt
 
     drawn = set(figures)
-    results = analysis.trial_results(epochs, trials)
-    studies = analysis.find_studies(results)
+    results = trial_results(epochs, trials)
+    studies = find_studies(results)
     embedded: dict[str, str] = {}
     lines = []
     for line in markdown_text.splitlines():
@@ -143,7 +140,8 @@ def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, 
         png = _drawn_png(report_dir, m["src"], drawn) if m else None
         if png is not None:
             marker = f"GNSWEEPFIGURE{len(embedded)}"
-            embedded[marker] = _figure_html(m["caption"], png, figure_data(m["src"], epochs, results, studies))
+            embedded[marker] = _figure_html(m["caption"], png,
+                                            figure_data(m["src"], epochs, results, studies, settings))
             line = marker
         lines.append(line)
     markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").disable(OFF_RULES)
@@ -160,9 +158,9 @@ def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, 
 
 
 def write_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path,
-               figures: Iterable[str]) -> Path:
+               figures: Iterable[str], settings: FigureSettings | None = None) -> Path:
     """Write ``report_dir/report.html`` atomically, embedding only ``figures`` (the PNGs the report drew); returns
     its path. Raises UnsafePage, writing nothing, if the page would load or link anything."""
     path = Path(report_dir) / HTML_FILE
-    Location.of(path).write_text(render_html(markdown_text, epochs, trials, Path(report_dir), figures))
+    Location.of(path).write_text(render_html(markdown_text, epochs, trials, Path(report_dir), figures, settings))
     return path

@@ -9,7 +9,7 @@ from typing import Mapping
 import pandas as pd
 
 from results.paper import PAPER, TABLE2, references_for
-from results.schema import ENDED_STATUSES
+from results.schema import ENDED
 from results.frames import runs_of
 from results.studies import Study
 from results.uncertainty import Interval, Runs, contrast
@@ -28,7 +28,7 @@ class Config:
 
 
 def _progress(rows: pd.DataFrame, label: str) -> Progress:
-    waiting = rows[~rows["status"].isin(ENDED_STATUSES)]
+    waiting = rows[~rows["status"].isin(ENDED)]
     completed = rows[rows["status"] == "completed"]
     going = pd.concat([completed, waiting])
     missing = (label,) if waiting.empty and not rows["complete"].any() else ()

@@ -1,7 +1,8 @@
 """``gnsweep report NAME``: the sweep's tables, claims and figures beside the paper's numbers, as one markdown file.
 
 The report reads whatever the sweep has recorded so far, so it works while trials run or after some failed; every
-trial that is not completed with FINAL_EPOCHS epochs is listed, and every sentence says what was measured.
+trial whose numbers are not final is listed by why (stopped, not finished yet, completed on fewer than FINAL_EPOCHS
+epochs), and every sentence says what was measured.
 """
 from __future__ import annotations
 
@@ -11,19 +12,24 @@ from pathlib import Path
 
 import pandas as pd
 
-from results import analysis, html, store, uncertainty
-from results.analysis import Study
+from results import html, store, uncertainty
+from results.claims import Claim, claims as paper_claims
+from results.frames import short_trials, stopped_trials, study_table, trial_results, unfinished_trials
 from results.paper import references_for
+from results.figure_data import FigureSettings
 from results.plots import draw_figures
 from results.records import ClaimRow
-from results.shared_runs import expand_shared, report_lines
+from results.schema import UNFINISHED
+from results.shared_runs import expand_shared, read_plan, report_lines
+from results.studies import DIMS, Study, find_studies
+from results.tables import markdown_table, table_markdown
 from results.text import md_code, md_inline
 from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location
 
 REPORT_DIR = "report"
 REPORT_FILE = "report.md"
-MANIFEST_FILE = "report-files.json"  # the figures this report wrote: the only files a later report may remove
+MANIFEST_FILE = "report-files.json"  # the figures (PNG, SVG) this report wrote: the only files a later one may remove
 
 
 class ReportError(Exception):
@@ -40,7 +46,19 @@ def _read_sweep(sweep_dir: Location) -> tuple[pd.DataFrame, pd.DataFrame, dict[s
     if epochs.empty:
         raise ReportError(f"no epochs recorded yet in {sweep_dir / store.EPOCHS}")
     epochs, trials = expand_shared(sweep_dir, epochs, store.read_trials(sweep_dir))
-    return epochs, trials, dict(record.studies) if record else {}, dict(record.images) if record else {}
+    return epochs, trials, dict(record.studies) if record else {}, _images(sweep_dir, record)
+
+
+def _images(sweep_dir: Location, record) -> dict[str, int]:
+    """The dataset's image counts by split: sweep.json's, else the validation size plan.json recorded (sweeps
+    launched before sweep.json held them; plan.json is untrusted, so checked)."""
+    images = dict(record.images) if record else {}
+    if "val" not in images:
+        plan = read_plan(sweep_dir)
+        val = plan.get("val_images") if isinstance(plan, dict) else None
+        if isinstance(val, int) and not isinstance(val, bool) and val > 0:
+            images["val"] = val
+    return images
 
 
 STUDY_TITLES = {
@@ -69,7 +87,7 @@ def _header(sweep_dir: Location, epochs: pd.DataFrame, results: pd.DataFrame, im
     counts = results["status"].value_counts()
     statuses = ", ".join(f"{n} {md_inline(s)}" for s, n in counts.items())
     done = results["epochs"]
-    unfinished = int(results["status"].isin(["running", "pending", "unknown", "interrupted"]).sum())
+    unfinished = int(results["status"].isin(UNFINISHED).sum())
     state = f"still running ({unfinished} trials not finished)" if unfinished else "finished"
     refs = "; ".join(f"{r.label}" + (f" ({r.note})" if r.note else "") for r in references_for(models))
     return [
@@ -89,7 +107,7 @@ def _header(sweep_dir: Location, epochs: pd.DataFrame, results: pd.DataFrame, im
 
 
 def _seeds(results: pd.DataFrame) -> str:
-    per_config = results.groupby(list(analysis.DIMS), dropna=False)["seed"].nunique()
+    per_config = results.groupby(list(DIMS), dropna=False)["seed"].nunique()
     low, high = int(per_config.min()), int(per_config.max())
     return (f"{low}" if low == high else f"{low} to {high}") + (" (the seeds' spread is not measured)"
                                                                  if high == 1 else "")
@@ -102,12 +120,12 @@ def _val_size(images: dict[str, int]) -> str:
             "epochs' spread only")
 
 
-def _study_section(study: Study, results: pd.DataFrame, claims: list[analysis.Claim],
+def _study_section(study: Study, results: pd.DataFrame, claims: list[Claim],
                    figures: list[tuple[str, Path]], val_images: int | None = None) -> list[str]:
-    table = analysis.study_table(results, study, val_images)
+    table = study_table(results, study, val_images)
     batch = f" at batch {study.batch_size}" if study.batch_size else ""
     lines = [f"## Study {md_code(study.name)}: {STUDY_TITLES[study.kind].format(batch=batch)}", "",
-             analysis.table_markdown(table, study), ""]
+             table_markdown(table, study), ""]
     notes = []
     if not table["complete"].all():
         notes.append(f"`*` marks configurations with trials not completed with {FINAL_EPOCHS}+ epochs "
@@ -137,7 +155,7 @@ def _cell(value) -> str:
 
 def _trials_table(rows: pd.DataFrame, columns: dict[str, str]) -> str:
     body = [[_cell(r[col]) for col in columns] for r in rows.to_dict("records")]
-    return analysis.markdown_table(list(columns.values()), body)
+    return markdown_table(list(columns.values()), body)
 
 
 VERDICT_GUIDE = (
@@ -145,10 +163,10 @@ VERDICT_GUIDE = (
     "quantity (in points of error) lies wholly on the paper's side of zero, or, for a no-change claim, wholly within "
     "its tolerance; **contradicted** when it lies wholly on the other side (or outside the tolerance); "
     "**inconclusive** when it straddles, with the seeds or validation images that would decide it; **too early** "
-    f"while trials still run or have fewer than {FINAL_EPOCHS} epochs. A claim made of several (an order, a worst "
-    "setting, a change at every batch) holds when each part does; its parts are listed under it, and its figures are "
-    "those of the part that decides it. The same rows are in `claims.parquet` beside this report; the sentences with "
-    "the measured figures are in the study sections below.")
+    f"while trials still run, or before they have the {FINAL_EPOCHS} epochs the final error needs. A claim made of "
+    "several (an order, a worst setting, a change at every batch) holds when each part does; its parts are listed "
+    "under it, and its figures are those of the part that decides it. The same rows are in `claims.parquet` beside "
+    "this report; the sentences with the measured figures are in the study sections below.")
 
 
 def _finding(row: ClaimRow) -> str:
@@ -165,7 +183,7 @@ def _finding(row: ClaimRow) -> str:
     return f"{row.claim}: **{row.verdict}**; {figures}; {seeds}{extra}{decide}"
 
 
-def findings(claims: list[analysis.Claim]) -> list[str]:
+def findings(claims: list[Claim]) -> list[str]:
     """The Findings list: each claim's row, its parts' rows indented under it."""
     lines = []
     for c in claims:
@@ -177,6 +195,34 @@ def findings(claims: list[analysis.Claim]) -> list[str]:
     return lines or ["- No paper claim can be checked yet: the sweep lacks the configurations a claim compares."]
 
 
+LIST_COLUMNS = {"trial_key": "trial", "status": "status", "epochs": "epochs", "final_val_err": "val err %",
+                "flag": "why", "error": "error"}
+
+
+def _trial_lists(results: pd.DataFrame) -> list[str]:
+    """The trials whose numbers above are not final, each list saying what its trials have in common: stopped
+    (failed, diverged, interrupted), not finished yet, and completed on fewer than FINAL_EPOCHS epochs."""
+    stopped, unfinished, short = stopped_trials(results), unfinished_trials(results), short_trials(results)
+    lines = ["## Failed or interrupted trials", ""]
+    if stopped.empty:
+        lines += ["None.", ""]
+    else:
+        lines += [f"{len(stopped)} trial{'s' if len(stopped) > 1 else ''} stopped before completing; an "
+                  f"interrupted trial resumes when the sweep is launched again. Their numbers above rest on the "
+                  f"epochs they did.", "", _trials_table(stopped, LIST_COLUMNS), ""]
+    if len(unfinished):
+        lines += ["## Trials not finished yet", "", f"{len(unfinished)} trial{'s' if len(unfinished) > 1 else ''} "
+                  f"still running or waiting to run; their numbers above are provisional.", "",
+                  _trials_table(unfinished, LIST_COLUMNS), ""]
+    if len(short):
+        lines += [f"## Trials completed with fewer than {FINAL_EPOCHS} epochs", "",
+                  f"{len(short)} completed trial{'s have' if len(short) > 1 else ' has'} fewer than {FINAL_EPOCHS} "
+                  f"epochs: a final error here is the median of all its epochs, not of the last {FINAL_EPOCHS} as in "
+                  f"the paper.",
+                  "", _trials_table(short, {k: v for k, v in LIST_COLUMNS.items() if k != "error"}), ""]
+    return lines
+
+
 def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path,
                   kinds: dict[str, str] | None = None, images: dict[str, int] | None = None
                   ) -> tuple[str, list[str], list[ClaimRow]]:
@@ -184,22 +230,15 @@ def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFram
     files its page may embed) and the rows of its claims table (the Findings' rows, for ``claims.parquet``);
     ``kinds`` and ``images``: the studies' kinds and the dataset's image counts as recorded at launch."""
     images = images or {}
-    results = analysis.trial_results(epochs, trials)
-    studies = analysis.find_studies(results, kinds)
-    claims = analysis.claims(results, studies, images)
-    figures = draw_figures(epochs, results, studies, report_dir)
+    results = trial_results(epochs, trials)
+    studies = find_studies(results, kinds)
+    claims = paper_claims(results, studies, images)
+    figures = draw_figures(epochs, results, studies, report_dir, figure_settings(sweep_dir, images))
     lines = _header(sweep_dir, epochs, results, images) + report_lines(trials)
     lines += ["## Findings", "", VERDICT_GUIDE, ""] + findings(claims) + [""]
     for study in studies:
         lines += _study_section(study, results, claims, figures.get(study.name, []), images.get("val"))
-    bad = analysis.incomplete_trials(results)
-    lines += ["## Trials not completed", ""]
-    if bad.empty:
-        lines += [f"None: every trial completed with {FINAL_EPOCHS}+ epochs.", ""]
-    else:
-        lines += [f"Failed, diverged, running or short trials ({len(bad)}); their numbers above are provisional.",
-                  "", _trials_table(bad, {"trial_key": "trial", "status": "status", "epochs": "epochs",
-                                          "final_val_err": "val err %", "flag": "why", "error": "error"}), ""]
+    lines += _trial_lists(results)
     lines += ["## All trials", "", _trials_table(results, {
         "trial_key": "trial", "norm": "norm", "batch_size": "batch", "groups": "G",
         "channels_per_group": "channels/group", "seed": "seed", "status": "status", "epochs": "epochs",
@@ -207,6 +246,16 @@ def render_report(sweep_dir: Location, epochs: pd.DataFrame, trials: pd.DataFram
         "studies": "studies"}), ""]
     drawn = sorted({path.name for drawn in figures.values() for _, path in drawn})
     return "\n".join(lines), drawn, [row for c in claims for row in c.rows]
+
+
+def figure_settings(sweep_dir: Location, images: dict[str, int]) -> FigureSettings:
+    """What the figures need from the launch's records: the validation set's size (``_images``), and whether the
+    trials ran on GPUs (a batch is then images per device; plan.json is untrusted, so checked)."""
+    plan = read_plan(sweep_dir)
+    entries = plan.get("trials") if isinstance(plan, dict) else None
+    entries = entries.values() if isinstance(entries, dict) else []
+    gpu = any(isinstance(e, dict) and isinstance(e.get("gpu"), (int, float)) and e["gpu"] > 0 for e in entries)
+    return FigureSettings(images.get("val"), "images per device (GPU)" if gpu else "images per replica")
 
 
 def default_report_dir(sweep_dir: Location) -> Path:
@@ -221,13 +270,14 @@ def _written_before(report_dir: Path) -> set[str]:
         names = json.loads((report_dir / MANIFEST_FILE).read_text()).get("figures", [])
     except (OSError, ValueError, AttributeError):
         return set()
-    return {n for n in names if isinstance(n, str) and n == Path(n).name and n.endswith(".png")}
+    return {n for n in names if isinstance(n, str) and n == Path(n).name and n.endswith((".png", ".svg"))}
 
 
 def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path:
-    """Write ``report.md``, its PNGs, ``claims.parquet`` and ``report.html`` (the same, self-contained) into
-    ``report_dir`` (default ``default_report_dir``), replacing any earlier report atomically; returns the path of
-    report.md. Of the PNGs there, only those an earlier report wrote (listed in its manifest) and this one did not
+    """Write ``report.md``, its figures (PNG and SVG), ``claims.parquet`` and ``report.html`` (the same,
+    self-contained) into ``report_dir`` (default ``default_report_dir``), replacing any earlier report atomically;
+    returns the path of report.md. Of the figures there, only those an earlier report wrote (listed in its manifest)
+    and this one did not
     are removed: a user's own files stay. Raises ReportError when the sweep directory is missing or holds no epochs
     yet, DamagedResults when a results file is not what gnsweep wrote."""
     sweep_dir = Location.of(sweep_dir)
@@ -237,15 +287,16 @@ def write_report(sweep_dir: store.Where, report_dir: Path | None = None) -> Path
     before = _written_before(report_dir)
     text, drawn, claims = render_report(sweep_dir, epochs, trials, report_dir, kinds, images)
     try:
-        page = html.render_html(text, epochs, trials, report_dir, drawn)
+        page = html.render_html(text, epochs, trials, report_dir, drawn, figure_settings(sweep_dir, images))
     except html.UnsafePage as e:
         raise ReportError(str(e)) from None
     path = report_dir / REPORT_FILE
     store.write_claim_rows(report_dir, claims)
     Location.of(path).write_text(text)
     Location.of(report_dir / html.HTML_FILE).write_text(page)
+    written = sorted(drawn + [str(Path(name).with_suffix(".svg")) for name in drawn])  # draw_figures writes both
     Location.of(report_dir / MANIFEST_FILE).write_text(json.dumps({"written_by": "gnsweep report",
-                                                                    "figures": drawn}, indent=2))
-    for stale in before - set(drawn):
+                                                                    "figures": written}, indent=2))
+    for stale in before - set(written):
         (report_dir / stale).unlink(missing_ok=True)
     return path

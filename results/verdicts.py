@@ -50,7 +50,8 @@ class Progress:
 
     def why(self) -> str:
         if self.waiting:
-            return f"wait for {self.waiting} trial{'s' if self.waiting > 1 else ''} still running or pending"
+            return (f"wait for {self.waiting} trial{'s' if self.waiting > 1 else ''} not finished yet (running, "
+                    f"pending or interrupted)")
         return f"its trials have {self.epochs} epochs; the final error needs {FINAL_EPOCHS}"
 
 

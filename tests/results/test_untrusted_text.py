@@ -115,8 +115,10 @@ def test_no_file_outside_the_drawn_figures_reaches_the_report(forged_reports, wh
             data = f.read_bytes()
             assert secret not in data and base64.b64encode(secret) not in data, f"the secret is in {f.name}"
             assert base64.b64encode(sweep["user_png"]) not in data, f"the user's PNG is in {f.name}"
-    figures = drawn(report_dir)
-    assert USER_PNG not in figures and len(figures) == 6, figures
+    listed = drawn(report_dir)
+    figures = [n for n in listed if n.endswith(".png")]  # each with its SVG beside it, listed too
+    assert USER_PNG not in listed and len(figures) == 6, listed
+    assert sorted(listed) == sorted(figures + [n.removesuffix(".png") + ".svg" for n in figures]), listed
     page = (report_dir / "report.html").read_text()
     images = re.findall(r"<img\b[^>]*>", page)
     embedded = [base64.b64decode(src) for src in re.findall(r'src="data:image/png;base64,([^"]+)"', page)]
@@ -159,7 +161,8 @@ def test_report_md_renders_no_image_link_or_html_of_its_data(forged_reports, whi
     report_dir = forged_reports[which]
     md = (report_dir / "report.md").read_text()
     rendered = MarkdownIt("commonmark").enable("table").render(md)
-    assert sorted(re.findall(r'<img src="([^"]*)"', rendered)) == sorted(drawn(report_dir))
+    pngs = [n for n in drawn(report_dir) if n.endswith(".png")]
+    assert sorted(re.findall(r'<img src="([^"]*)"', rendered)) == sorted(pngs)
     assert "<a " not in rendered and "<img src=http" not in rendered and "<h1>" in rendered
     assert rendered.count("<h1>") == 1
     assert "\x1b" not in md and "\r" not in md and "\t" not in md

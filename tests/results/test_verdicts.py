@@ -95,7 +95,7 @@ def test_a_trial_still_running_makes_its_claims_too_early(tmp_path):
                                       status={("gn", 2): "running"}))
     table = claims_table(report).set_index("claim")
     assert finding(report, "small_batch").count("**too early**") == 1
-    assert "wait for 3 trials still running or pending" in finding(report, "small_batch")
+    assert "wait for 3 trials not finished yet (running, pending or interrupted)" in finding(report, "small_batch")
     assert table.loc["BN's error rises from batch 32 to 2", "verdict"] == "reproduced"
     assert table.loc["BN's error grows more than GN's from batch 32 to 2", "verdict"] == "too early"
     top = table[table["part_of"].isna()].set_index("topic")
