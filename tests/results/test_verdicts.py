@@ -198,6 +198,14 @@ def test_header_states_the_uncertainty_model_and_the_val_size(tmp_path):
     assert "- Seeds per configuration: 1 (the seeds' spread is not measured); validation set: val size unknown" in text
 
 
+def test_val_size_from_plan_json_for_sweeps_launched_before_sweep_json_held_it(tmp_path):
+    sweep = batch_sweep(tmp_path / "batch", {**B32, ("bn", 2): [42.0, 42.1, 41.9], ("gn", 2): [30.0, 30.2, 29.9]})
+    (sweep / "plan.json").write_text('{"val_images": 10000, "trials": {}}')
+    report = write_report(sweep)
+    assert "validation set: 10,000 images" in report.read_text()
+    assert set(claims_table(report).query("topic != 'train_err'")["images"]) == {10_000}
+
+
 def test_readme_states_the_reports_uncertainty_model():
     readme = " ".join((Path(__file__).resolve().parents[2] / "README.md").read_text().split())
     assert " ".join(MODEL.split()) in readme
