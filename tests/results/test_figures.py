@@ -12,7 +12,8 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.colors import to_hex
 
-from results import analysis
+from results.frames import trial_results
+from results.studies import find_studies
 from results.intervals import error_interval, sampling_error
 from results.paper import PAPER
 from results.figure_data import FigureSettings, config_intervals
@@ -51,8 +52,8 @@ def make_sweep(root: Path, *, epochs: int = 6, seeds=(0, 1, 2), running: str | N
 
 def study_data(sweep: Path):
     epochs, trials = pd.read_parquet(sweep / "epochs"), pd.read_parquet(sweep / "trials")
-    results = analysis.trial_results(epochs, trials)
-    return epochs, results, {s.name: s for s in analysis.find_studies(results)}
+    results = trial_results(epochs, trials)
+    return epochs, results, {s.name: s for s in find_studies(results)}
 
 
 def test_every_figure_is_a_png_and_an_svg_named_for_what_it_holds(tmp_path):
