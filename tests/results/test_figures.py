@@ -12,13 +12,13 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.colors import to_hex
 
+from results.frames import trial_results
+from results.studies import find_studies
 from results.intervals import error_interval, sampling_error
 from results.paper import PAPER
 from results.figure_data import FigureSettings, config_intervals
-from results.frames import trial_results
 from results.plots import OKABE_ITO, plot_batch_curves, plot_batch_errors, plot_group_errors, plot_norm_curves
 from results.report import write_report
-from results.studies import find_studies
 from test_analysis import write_trial
 
 SWEEP_ERRORS = {2: (88.6, 73.4), 4: (81.0, 73.1), 8: (77.0, 72.9), 32: (74.8, 72.8)}  # batch: (BN, GN), far above 24-35
