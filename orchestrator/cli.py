@@ -77,7 +77,7 @@ def launch(
     from orchestrator.launch.launcher import LaunchError, LaunchOptions
     from orchestrator.launch.launcher import launch as run_launch
     from orchestrator.launch.network import NetworkError
-    from orchestrator.spec.model import SpecError
+    from orchestrator.spec.problems import SpecError
     from results.store import DamagedResults
     from orchestrator.launch.address import AddressError
     from trainer.data import DataError
@@ -104,7 +104,7 @@ def calibrate(
 ) -> None:
     """Time each distinct trial shape of SPEC on this machine's device; estimates use the figures from then on."""
     from orchestrator.cost.calibrate import calibrate as run_calibrate
-    from orchestrator.spec.model import SpecError
+    from orchestrator.spec.problems import SpecError
     from orchestrator.spec.file import load_spec
     from trainer.data import DataError
     from trainer.storage import StorageError

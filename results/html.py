@@ -16,9 +16,11 @@ from typing import Iterable
 
 import pandas as pd
 
-from results import analysis
 from results import figure_data as figure_numbers
 from results.figure_data import FigureSettings
+from results.frames import trial_results
+from results.schema import UNFINISHED
+from results.studies import find_studies
 from trainer.storage import Location
 
 HTML_FILE = "report.html"
@@ -27,7 +29,6 @@ OFF_RULES = ["image", "link", "autolink", "linkify", "reference", "html_inline",
 TAG = re.compile(r"<[A-Za-z][^>]*>")  # text is escaped, so every '<' followed by a letter opens a real tag
 URL_ATTRIBUTE = re.compile(r"""\s(src|href|srcset|action|formaction|poster|background|xlink:href|data)\s*=\s*"""
                            r"""("[^"]*"|'[^']*'|[^\s>]+)""", re.I)
-UNFINISHED = ("running", "pending", "unknown")
 COLUMNS = {  # figure data column -> header, in display order; absent or all-empty columns are left out
     "norm": "norm", "batch_size": "batch", "groups": "groups G", "channels_per_group": "channels/group",
     "epoch": "epoch", "train_mean": "train err %", "train_low": "train low", "train_high": "train high",
@@ -130,8 +131,8 @@ def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, 
     from markdown_it import MarkdownIt
 
     drawn = set(figures)
-    results = analysis.trial_results(epochs, trials)
-    studies = analysis.find_studies(results)
+    results = trial_results(epochs, trials)
+    studies = find_studies(results)
     embedded: dict[str, str] = {}
     lines = []
     for line in markdown_text.splitlines():

@@ -73,7 +73,7 @@ class TrialRow:
     groups: int | None
     channels_per_group: int | None
     seed: int
-    status: str  # one of schema.TRIAL_STATUSES
+    status: str  # a schema.TrialStatus
     epochs: int  # epochs done
     final_val_err: float | None  # trainer.config.final_error of the val errors
     best_val_err: float | None
@@ -120,10 +120,37 @@ PlanConfig = with_config(ConfigDict(strict=True, extra="allow"))(TypedDict("Plan
 
 
 @dataclass(frozen=True)
+class ClaimRow:
+    """One row of a report's ``claims.parquet``: one paper claim (or one part of it) with its verdict, the measured
+    quantity in points with its 95% interval, and what would decide it while it is open."""
+
+    claim: str
+    study: str
+    topic: str
+    measured: float | None
+    low: float | None
+    high: float | None
+    paper: float | None
+    verdict: str  # results.verdicts.VERDICTS
+    seeds: int
+    epochs: int
+    would_decide: str | None
+    quantity: str
+    method: str | None
+    tolerance: float | None
+    images: int | None
+    part_of: str | None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class SweepRecord:
     """What ``sweep.json`` holds: the sweep's name, the settings that must not change under it, every trial ever
-    planned for it, and each study's kind (``results.studies.KINDS``), recorded from the spec at launch. Sweeps
-    launched before kinds were recorded have none; the analysis then infers them."""
+    planned for it, each study's kind (``results.studies.KINDS``), recorded from the spec at launch, and the
+    dataset's image counts by split (``dataset.json``'s ``counts``, which the intervals need). Sweeps launched before
+    kinds or counts were recorded have none; the analysis then infers the kinds and says the counts are unknown."""
 
     __pydantic_config__ = _STRICT
 
@@ -131,10 +158,12 @@ class SweepRecord:
     fingerprint: Fingerprint = field(default_factory=dict)
     trials: tuple[str, ...] = ()
     studies: Mapping[str, Literal[KINDS]] = field(default_factory=dict)
+    images: Mapping[str, Count] = field(default_factory=dict)  # dataset.json's image counts by split
 
     def to_json(self) -> dict:
-        return {"name": self.name, "fingerprint": dict(self.fingerprint), "trials": list(self.trials),
-                "studies": dict(self.studies)}
+        out = {"name": self.name, "fingerprint": dict(self.fingerprint), "trials": list(self.trials),
+               "studies": dict(self.studies)}
+        return {**out, "images": dict(self.images)} if self.images else out
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ import pandas as pd
 
 from results import store
 from results.records import PlanRecord, TrialRow
+from results.schema import TrialStatus
 from results.text import md_code, md_inline
 
 ALIAS_COLUMNS = ("norm", "groups", "channels_per_group")
@@ -104,7 +105,7 @@ def expand_shared(sweep_dir, epochs: pd.DataFrame, trials: pd.DataFrame, *, pend
     extra_t = [_copy(trials[trials["trial_key"] == e["same_as"]], k, e) for k, e in shared.items()]
     if pending_rows:
         extra_t += [pd.DataFrame([{**{c: e["config"].get(c) for c in ALIAS_COLUMNS}, "trial_key": k,
-                                   "status": "pending", "epochs": 0, "same_as": e["same_as"],
+                                   "status": TrialStatus.PENDING.value, "epochs": 0, "same_as": e["same_as"],
                                    "same_why": e.get("why")}])
                     for (k, e), x in zip(shared.items(), extra_t) if not len(x)]
     epochs = pd.concat([epochs, *[x for x in extra_e if len(x)]], ignore_index=True)

@@ -11,7 +11,6 @@ from orchestrator.launch.cluster import ClusterError, check_shared_storage, clus
 from orchestrator.spec.plan import PlannedTrial, format_plan, plan_trials, study_kinds
 from trainer.storage import Location, StorageError
 
-FINISHED = ("completed", "diverged")
 
 
 class LaunchError(Exception):
@@ -34,38 +33,44 @@ class LaunchOptions:
     device: str | None = None  # estimate for this device (A100, H100, H200, T4, A10G, CPU or a calibrated name)
 
 
-def refusal(sweep_dir: Location, spec):
+def refusal(sweep_dir: Location, spec, images: dict[str, int] | None = None):
     """What a launch of ``spec`` would refuse in ``sweep_dir`` before writing anything, read only (the dry run asks
-    too): a damaged results file (raises DamagedResults), or settings other than those the sweep was run with
-    (raises LaunchError). Returns the sweep's record, None for a new sweep."""
+    too): a damaged results file (raises DamagedResults), or settings, or a dataset of other sizes (``images``, by
+    split), than the sweep was run with (raises LaunchError). Returns the sweep's record, None for a new sweep."""
     from results import store
 
     store.check_sweep(sweep_dir)
     recorded = store.read_sweep(sweep_dir)
+    images = dict(images or {})
     if recorded is not None:
-        old, fingerprint = recorded.fingerprint, spec.fingerprint()
-        changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+        # a sweep launched before image counts were recorded has none: nothing to compare them with
+        old = {**recorded.fingerprint, **{f"images.{k}": v for k, v in recorded.images.items() if k in images}}
+        new = {**spec.fingerprint(), **{f"images.{k}": v for k, v in images.items() if k in recorded.images}}
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if changed:
-            diffs = "; ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in changed)
+            diffs = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
             raise LaunchError(f"{sweep_dir / store.SWEEP_FILE}: sweep {spec.name!r} was run with other settings "
                               f"({diffs}); give the spec a new name or use another --results directory")
     return recorded
 
 
-def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial]) -> None:
-    """Refuse to mix results of different training settings under one sweep name; record the plan (its keys and
-    its studies' kinds). Reads every results file first, so a damaged one is named before anything is written and
-    before Ray starts."""
+def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial], images: dict[str, int] | None = None
+                      ) -> None:
+    """Refuse to mix results of different training settings, or of datasets of other sizes, under one sweep name;
+    record the plan (its keys and its studies' kinds) and the dataset's image counts by split (``images``, which
+    the report's intervals need). Reads every results file first, so a damaged one is named before anything is
+    written and before Ray starts."""
     from results import store
     from results.records import SweepRecord
 
-    recorded = refusal(sweep_dir, spec)
-    keys, kinds = [t.key for t in trials], study_kinds(spec)
+    recorded = refusal(sweep_dir, spec, images)
+    keys, kinds, images = [t.key for t in trials], study_kinds(spec), dict(images or {})
     if recorded is not None:
         keys = list(dict.fromkeys([*recorded.trials, *keys]))
         kinds = {**recorded.studies, **kinds}
+        images = images or dict(recorded.images)
     try:
-        store.write_sweep(sweep_dir, SweepRecord(spec.name, spec.fingerprint(), tuple(keys), kinds))
+        store.write_sweep(sweep_dir, SweepRecord(spec.name, spec.fingerprint(), tuple(keys), kinds, images))
     except store.StoreError as e:
         raise LaunchError(f"--results: {e}") from None
 
@@ -74,6 +79,7 @@ def pending_trials(sweep_dir: Location, trials: list[PlannedTrial]) -> tuple[lis
     """Trials not finished in earlier launches, and the earlier trials-table rows (``TrialRow`` by key, for attempts
     and times)."""
     from results import store
+    from results.schema import FINISHED
 
     prior = store.read_trial_rows(sweep_dir)
     pending = [t for t in trials if t.key not in prior or prior[t.key].status not in FINISHED]
@@ -199,6 +205,7 @@ def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
     """A table of the sweep's trials and the keys of those that failed (the planned ``keys``; what the results
     files say is escaped for the terminal)."""
     from results import store
+    from results.schema import TrialStatus
     from results.terminal import terminal_text
 
     trials = store.read_trial_rows(sweep_dir)
@@ -207,12 +214,12 @@ def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
     for key in keys:
         r = trials.get(key)
         if r is None:
-            lines.append(f"{key:<24} {'pending':<10} {0:>6} {'-':>16}")
+            lines.append(f"{key:<24} {TrialStatus.PENDING:<10} {0:>6} {'-':>16}")
             continue
         err = "-" if r.final_val_err is None or math.isnan(r.final_val_err) else f"{r.final_val_err:.2f}"
         lines.append(f"{key:<24} {terminal_text(r.status):<10} {r.epochs:>6} {err:>16}  "
                      f"{terminal_text(r.error or '')}")
-        if r.status == "failed":
+        if r.status == TrialStatus.FAILED:
             failed.append(key)
     return "\n".join(lines), failed
 
@@ -262,11 +269,11 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
         shape = data_shape(spec.dataset, opts.data_dir)
         if shape.known:
             check_batches(spec, shape.train, spec.dataset, str(spec_path))
-        try:
-            refusal(Location.of(opts.results) / spec.name, spec)  # and the launch would refuse it: so does this
+        try:  # what the launch would refuse, the dry run refuses too
+            refusal(Location.of(opts.results) / spec.name, spec,
+                    {"train": shape.train, "val": shape.val} if shape.known else None)
         except StorageError as e:
             raise LaunchError(f"--results {e}") from None
-
         for line in dry_run_lines(spec, trials, results=opts.results, data_dir=opts.data_dir, address=address,
                                   gpus=opts.gpus, cpus=opts.cpus, device=opts.device,
                                   max_concurrent=opts.max_concurrent):
@@ -296,7 +303,10 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
 
 def _run(run: SweepRun) -> int:
     spec, trials, runs, sweep_dir, opts, echo = run.spec, run.trials, run.runs, run.sweep_dir, run.opts, run.echo
-    check_fingerprint(sweep_dir, spec, trials)
+    from trainer import data
+
+    counts = data.load_info(run.dataset_dir).counts
+    check_fingerprint(sweep_dir, spec, trials, {k: int(v) for k, v in counts.items() if k in ("train", "val") and v})
     pending, prior = pending_trials(sweep_dir, runs)
     record_shared(sweep_dir, trials, prior)
     if not pending:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt
+from pydantic import AfterValidator, AllowInfNan, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, \
+    StrictInt
 
 from normalization import NORM_KINDS
-from orchestrator.spec.problems import SpecError, describe  # noqa: F401 - SpecError: the spec's error type
+from orchestrator.spec.problems import describe
 from trainer.config import PRECISIONS, TrainSettings
 from trainer.models import MODEL_NAMES, default_groups
 
@@ -21,6 +22,7 @@ MAX_TRIALS_LIMIT = 100_000
 # The tables store seeds as int32 (results.schema; a column is never retyped), so a larger seed is refused here rather
 # than failing the trial's first row. Within NumPy's seed range too (keras.utils.set_random_seed).
 MAX_SEED = 2**31 - 1
+MAX_SEED_COUNT = 100  # ``seeds: N``: more than this is a typo, not a sweep
 
 
 def _check_name(value: str) -> str:
@@ -46,12 +48,25 @@ def _unique(values: list | None) -> list | None:
     return values
 
 
+def _seed_count(value):
+    """``seeds: N`` is seeds 0 to N-1; a list is kept as written (so its fingerprint and trial keys stay)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= MAX_SEED_COUNT:
+            raise ValueError(f"a count of seeds must be 1 to {MAX_SEED_COUNT}, got {describe(value)}")
+        return list(range(value))
+    if not isinstance(value, list):
+        raise ValueError(f"must be a count of seeds (seeds: 3 is 0, 1, 2) or a list of them, got {describe(value)}")
+    return value
+
+
 PosInt = Annotated[StrictInt, Field(ge=1)]
 Real = Annotated[float, Strict(), AllowInfNan(False)]  # strict float: ints are fine, strings and bools are not
 Name = Annotated[str, AfterValidator(_check_name)]
 Gpu = Annotated[Real, Field(ge=0), AfterValidator(_check_gpu)]
 Cpu = Annotated[Real, Field(gt=0)]
 Grid = Annotated[list[PosInt], Field(min_length=1), AfterValidator(_unique)]
+Seeds = Annotated[list[Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]], Field(min_length=1), AfterValidator(_unique),
+                  BeforeValidator(_seed_count)]
 
 
 class _Strict(BaseModel):
@@ -78,7 +93,8 @@ class TrainSpec(_Strict):
 
 
 class StudySpec(_Strict):
-    """One grid: norm x batch size x (groups or channels per group, gn only) x the spec's seeds."""
+    """One grid: norm x batch size x (groups or channels per group, gn only) x seeds (its own, else the spec's: a
+    study of small effects can take more seeds than the others)."""
 
     norm: Annotated[list[Literal[NORM_KINDS]], Field(min_length=1), AfterValidator(_unique)] = Field(
         description="Normalizations to compare (bn, gn, ln, in or none).")
@@ -86,6 +102,8 @@ class StudySpec(_Strict):
     groups: Grid | None = Field(None, description="GN's group counts (gn only; each divides every layer's channels).")
     channels_per_group: Grid | None = Field(
         None, description="GN's channels per group, instead of groups (gn only).")
+    seeds: Seeds | None = Field(None, description="This study's seeds, instead of the spec's (a count N is seeds 0 "
+                                                  "to N-1).")
 
 
 class Grouping(_Strict):
@@ -129,10 +147,8 @@ class SweepSpec(_Strict):
     train: TrainSpec = Field(TrainSpec(), description="The training protocol, the same for every trial.")
     studies: Annotated[dict[Name, StudySpec], Field(min_length=1)] = Field(
         description="Named grids; the union of their trials runs, each trial once.")
-    seeds: Annotated[list[Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]], Field(min_length=1),
-                     AfterValidator(_unique)] = Field(
-        [0], description="Seeds every grid runs with, each a trial of its own (at most 2^31 - 1, as the tables "
-                         "store them).")
+    seeds: Seeds = Field([0], description="Seeds every grid runs with, each a trial of its own: a list, or a count N "
+                                          "for 0 to N-1 (at most 2^31 - 1, as the tables store them).")
     defaults: Grouping = Field(Grouping(), description="GN's grouping for studies that set none.")
     resources: ResourcesSpec = Field(ResourcesSpec(), description="What one trial holds on the cluster.")
     replicas: PosInt = Field(1, description="GPUs (or CPU replicas) per trial on one node; BN normalizes over each "
@@ -151,6 +167,10 @@ class SweepSpec(_Strict):
             return "channels_per_group", self.defaults.channels_per_group
         return "groups", self.defaults.groups if self.defaults.groups is not None else default_groups(self.model)
 
+    def batch_sizes(self) -> list[int]:
+        """Every batch size some study trains at, smallest first."""
+        return sorted({b for study in self.studies.values() for b in study.batch_size})
+
     def resources_for(self, batch_size: int) -> dict:
         """``{"cpu": x, "gpu": y}`` of one trial (one replica's GPU share) after the ``by_batch_size`` override."""
         override = self.resources.by_batch_size.get(batch_size)
@@ -162,7 +182,7 @@ class SweepSpec(_Strict):
 
     def trial_resources(self, batch_size: int) -> dict[str, float]:
         """What one trial of ``batch_size`` holds, in Ray's resource names: its CPUs, and a replica's GPU share
-        times the replicas."""
+        times the replicas. The one rule: Ray's request, the cost estimate, plan.json and the cluster check read it."""
         r = self.resources_for(batch_size)
         return {"CPU": float(r["cpu"]), "GPU": float(r["gpu"]) * self.replicas}
 

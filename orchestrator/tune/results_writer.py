@@ -15,7 +15,7 @@ from ray import tune
 
 from results import store, tensorboard
 from results.records import CONFIG_COLUMNS, EpochRow, TrialRow
-from results.schema import ENDED_STATUSES, EPOCH_SCHEMA, TRIAL_SCHEMA
+from results.schema import ENDED, EPOCH_SCHEMA, TRIAL_SCHEMA, TrialStatus
 from results.shared_runs import SharedTrial
 from trainer.config import final_error
 from trainer.storage import Location
@@ -39,7 +39,7 @@ def trial_row(sweep_dir: store.Where, base: TrialRow, *, status: str, error: str
     return dataclasses.replace(
         base, status=status, epochs=len(epochs), error=error, final_val_err=final_error([r.val_err for r in epochs]),
         best_val_err=min(finite) if finite else None, train_seconds=float(sum(r.epoch_seconds for r in epochs)),
-        ended_at=now() if status in ENDED_STATUSES else None)
+        ended_at=now() if status in ENDED else None)
 
 
 def shared_trials(trials: Iterable) -> dict[str, list[SharedTrial]]:
@@ -119,7 +119,7 @@ class ResultsWriter(tune.Callback):
     def _base(self, trial) -> TrialRow:
         key = trial.config["trial"]["key"]
         row = self.rows.get(key) or TrialRow(
-            **config_columns(self.sweep, key, trial.config["trial"]["config"]), status="pending", epochs=0,
+            **config_columns(self.sweep, key, trial.config["trial"]["config"]), status=TrialStatus.PENDING, epochs=0,
             final_val_err=None, best_val_err=None, error=None, studies=(), attempts=0, started_at=None,
             ended_at=None, train_seconds=0.0)
         row = dataclasses.replace(row, studies=tuple(self.studies.get(key, row.studies)))
@@ -149,7 +149,7 @@ class ResultsWriter(tune.Callback):
         base = self._base(trial)
         self.rows[base.trial_key] = dataclasses.replace(base, attempts=base.attempts + 1,
                                                         started_at=base.started_at or now())
-        self._update(trial, "running")
+        self._update(trial, TrialStatus.RUNNING)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         if "epoch" not in result:
@@ -162,22 +162,22 @@ class ResultsWriter(tune.Callback):
         self._tensorboard(row.to_dict())
         if not math.isfinite(row.train_loss) or not math.isfinite(row.val_loss):
             self.diverged.add(base.trial_key)
-        self._update(trial, "running")
+        self._update(trial, TrialStatus.RUNNING)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         if trial.config["trial"]["key"] in self.diverged:
-            self._update(trial, "diverged", "loss became NaN or infinite")
+            self._update(trial, TrialStatus.DIVERGED, "loss became NaN or infinite")
         else:
-            self._update(trial, "completed")
+            self._update(trial, TrialStatus.COMPLETED)
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        self._update(trial, "failed", error_message(trial))
+        self._update(trial, TrialStatus.FAILED, error_message(trial))
 
     def record_interrupted(self) -> list[str]:
         """After the launch was stopped (Ctrl-C, SIGTERM): trials still recorded as running become ``interrupted``
         (a relaunch resumes them); returns their keys."""
-        stopped = [key for key, row in self.rows.items() if row.status == "running"]
+        stopped = [key for key, row in self.rows.items() if row.status == TrialStatus.RUNNING]
         for key in stopped:
-            self.rows[key] = trial_row(self.sweep_dir, self.rows[key], status="interrupted")
+            self.rows[key] = trial_row(self.sweep_dir, self.rows[key], status=TrialStatus.INTERRUPTED)
             self._write_trial(self.rows[key])
         return stopped

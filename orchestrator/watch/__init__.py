@@ -3,8 +3,3 @@
 store, ``live`` redraws it until the sweep ends (``gnsweep status NAME --watch``). Read only: nothing here writes
 results.
 """
-from orchestrator.watch.live import watch
-from orchestrator.watch.status import status_lines
-from orchestrator.watch.tally import Tally, TallyError, TrialState, read_tally, tally
-
-__all__ = ["Tally", "TallyError", "TrialState", "read_tally", "status_lines", "tally", "watch"]

@@ -12,6 +12,7 @@ import time
 from orchestrator.cost.estimate import fmt_seconds
 from orchestrator.watch.tally import Tally, read_tally
 from results import store
+from results.schema import TrialStatus
 from results.terminal import terminal_text
 from trainer.storage import Location
 
@@ -34,7 +35,8 @@ def render(tally: Tally, name: str):
                             ("best val %", "right"), ("images/s", "right"), ("time left", "right"),
                             ("note", "left")):
         table.add_column(header, justify=justify, no_wrap=True)
-    colours = {"completed": "green", "failed": "red", "diverged": "yellow", "running": "cyan"}
+    colours = {TrialStatus.COMPLETED: "green", TrialStatus.FAILED: "red", TrialStatus.DIVERGED: "yellow",
+               TrialStatus.RUNNING: "cyan"}
     for t in tally.trials:
         left = "-" if t.seconds_left is None else ("" if t.started else "~") + fmt_seconds(t.seconds_left)
         table.add_row(escape(t.key), f"[{colours.get(t.status, 'white')}]{escape(t.status)}[/]",
@@ -52,7 +54,7 @@ def launch_gone(sweep_dir: Location, tally: Tally) -> str | None:
     claim = store.read_launch(sweep_dir)
     if claim is not None and claim.live():
         return None
-    left, running = sum(not t.ended for t in tally.trials), tally.count("running")
+    left, running = sum(not t.ended for t in tally.trials), tally.count(TrialStatus.RUNNING)
     who = "no launch holds it" if claim is None else f"its launch ({terminal_text(claim.where())}) is gone"
     return (f"sweep {terminal_text(sweep_dir.name)}: {who}; {left} trial(s) not ended"
             + (f", the {running} shown as running are stale" if running else "")

@@ -2,7 +2,7 @@
 ended, and the time left. ``gnsweep status``, ``status --watch`` and the launch's progress line all count with
 ``tally``, so the three never disagree.
 
-Time left comes from plan.json's estimates replaced by measured epochs (``orchestrator.cost.sweep_remaining``), as
+Time left comes from plan.json's estimates replaced by measured epochs (``orchestrator.cost.costs.sweep_remaining``), as
 wall time on the launch's cluster. A sweep launched before estimates were recorded falls back on each trial's
 recent epoch seconds times the epochs it has left (a trial not started yet: the sweep's median epoch time).
 """
@@ -16,7 +16,7 @@ from orchestrator.cost.costs import sweep_remaining
 from orchestrator.cost.estimate import fmt_seconds
 from results import store
 from results.records import PlanRecord, SweepRecord
-from results.schema import ENDED_STATUSES
+from results.schema import ENDED, FINISHED, STOPPED, TrialStatus
 from results.shared_runs import expand_shared
 
 RECENT_EPOCHS = 3
@@ -44,7 +44,7 @@ class TrialState:
 
     @property
     def ended(self) -> bool:
-        return self.status in ENDED_STATUSES
+        return self.status in ENDED
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ class Tally:
 
     @property
     def ended(self) -> int:
-        return self.count(*ENDED_STATUSES)
+        return self.count(*ENDED)
 
     @property
     def finished(self) -> bool:
@@ -80,8 +80,8 @@ class Tally:
 
     def summary(self) -> str:
         """``3/9 trials ended, 2 running, 1 failed; about 12.5 min left``: the counts every view prints."""
-        extra = "".join(f", {n} {s}" for s in ("failed", "diverged", "interrupted") if (n := self.count(s)))
-        return f"{self.ended}/{len(self.trials)} trials ended, {self.count('running')} running{extra}; " \
+        extra = "".join(f", {n} {s}" for s in TrialStatus if s in STOPPED and (n := self.count(s)))
+        return f"{self.ended}/{len(self.trials)} trials ended, {self.count(TrialStatus.RUNNING)} running{extra}; " \
                f"{self.time_left()}"
 
 
@@ -93,7 +93,7 @@ def _fallback_left(epochs: pd.DataFrame, statuses: dict[str, str], keys, total: 
     typical = float(epochs["epoch_seconds"].median()) if len(epochs) else None
     left = {}
     for key in keys:
-        if statuses.get(key) in ENDED_STATUSES:
+        if statuses.get(key) in ENDED:
             continue
         ep = by_trial.get(key)
         per_epoch = float(ep.tail(RECENT_EPOCHS)["epoch_seconds"].mean()) if ep is not None else typical
@@ -128,16 +128,16 @@ def tally(record: SweepRecord, epochs: pd.DataFrame, trials: pd.DataFrame, plan:
     states = []
     for key in dict.fromkeys([*record.trials, *rows.index]):
         row = rows.loc[key] if key in rows.index else None
-        status = str(row["status"]) if row is not None else "pending"
+        status = str(row["status"]) if row is not None else TrialStatus.PENDING
         same_as = row["same_as"] if row is not None and isinstance(row["same_as"], str) else None
         ep = by_trial.get(key)
         val = ep["val_err"].astype(float) if ep is not None else pd.Series(dtype=float)
         error = row["error"] if row is not None and isinstance(row.get("error"), str) else None
-        ended = status in ENDED_STATUSES
+        ended = status in ENDED
         states.append(TrialState(
             key=key, status=status, epoch=int(ep["epoch"].max()) if ep is not None else 0,
             latest=float(val.iloc[-1]) if len(val) else None, best=float(val.min()) if val.notna().any() else None,
-            final=_number(row.get("final_val_err")) if row is not None and status in ("completed", "diverged")
+            final=_number(row.get("final_val_err")) if row is not None and status in FINISHED
             else None,
             images_per_second=_number(ep["images_per_second"].iloc[-1]) if ep is not None else None,
             seconds_left=None if ended else left.get(same_as or key), started=ep is not None,

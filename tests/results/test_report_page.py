@@ -60,6 +60,17 @@ def test_finished_sweep_says_so(tmp_path):
     assert "The sweep has finished: all 1 trials ended." in page and "Partial results" not in page
 
 
+def test_page_and_report_agree_that_an_interrupted_trial_is_unfinished(tmp_path):
+    """report.md and the page's banner read one set of unfinished statuses (results.schema.UNFINISHED)."""
+    sweep = tmp_path / "demo"
+    write_trial(sweep, "bn-b32-s0", "bn", 32, flat(16.0))
+    write_trial(sweep, "gn-b32-g8-s0", "gn", 32, [40.0, 30.0], groups=8, status="interrupted")
+    report = write_report(sweep)
+    assert "sweep still running (1 trials not finished)" in report.read_text()
+    page = report.with_name("report.html").read_text()
+    assert "Partial results: the sweep is still running (1 of 2 trials not finished)" in page
+
+
 @pytest.mark.parametrize("model, diff", [("resnet8", False), ("resnet50", False), ("seed_cnn", True)])
 def test_paper_numbers_are_for_direction_only_off_imagenet(tmp_path, model, diff):
     """No sweep here runs on ImageNet: the paper's column stays, its diff goes; the notebook (same model and data
