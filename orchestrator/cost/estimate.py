@@ -41,25 +41,32 @@ DIGITS = DataShape("digits", 1437, 360, (16, 16), 10, "the known sizes of the bu
 
 def data_shape(spec_dataset: str, data_dir: str | Path = "data") -> DataShape:
     """The dataset's sizes from its ``dataset.json`` when it is prepared (where ``gnsweep launch`` would prepare
-    it), else the known sizes of the built-in digits or of Tiny ImageNet-200 (any other path is taken for it)."""
+    it, or in object storage), else the known sizes of the built-in digits or of Tiny ImageNet-200 (any other path is
+    taken for it)."""
     from trainer.data import INFO_FILE, DataError, load_info
+    from trainer.storage import is_remote
 
-    if spec_dataset == "builtin:digits":
+    if is_remote(spec_dataset):
+        prepared, known, shown = spec_dataset, TINY_IMAGENET, f"{spec_dataset.split('?')[0].rstrip('/')}/{INFO_FILE}"
+    elif spec_dataset == "builtin:digits":
         prepared, known = Path(data_dir) / "digits", DIGITS
     else:
         path = Path(spec_dataset).expanduser()
         prepared = path if (path / INFO_FILE).is_file() or not path.exists() else \
             Path(data_dir) / f"{path.stem if path.is_file() else path.name}-shards"
         known = TINY_IMAGENET
-    if (prepared / INFO_FILE).is_file():
+    if is_remote(spec_dataset) or (prepared / INFO_FILE).is_file():
         try:
             info = load_info(prepared)
             return DataShape(info.name, info.counts["train"], info.counts["val"], tuple(info.image_size),
-                             info.num_classes, f"{prepared / INFO_FILE}")
+                             info.num_classes, shown if is_remote(spec_dataset) else f"{prepared / INFO_FILE}")
         except DataError:
             pass
-    missing = "" if spec_dataset == "builtin:digits" or Path(spec_dataset).expanduser().exists() else \
-        f" ({spec_dataset} is not there yet)"
+    if is_remote(spec_dataset):
+        missing = f" ({shown} cannot be read)"
+    else:
+        missing = "" if spec_dataset == "builtin:digits" or Path(spec_dataset).expanduser().exists() else \
+            f" ({spec_dataset} is not there yet)"
     return DataShape(known.name, known.train, known.val, known.image_size, known.num_classes,
                      f"{known.source}: {known.train:,} train / {known.val:,} val images, "
                      f"{known.image_size[0]}x{known.image_size[1]}, {known.num_classes} classes{missing}")
