@@ -83,6 +83,11 @@ class Location:
             return self.path
         return f"{self.scheme}://{self.path}" + (f"?{self.query}" if self.query else "")
 
+    @property
+    def shown(self) -> str:
+        """The path or URI without its options (endpoint, scheme, ...): how messages name a file."""
+        return self.path if self.local else f"{self.scheme}://{self.path}"
+
     def as_path(self) -> Path:
         """The local path; only for local Locations."""
         assert self.local, f"{self} is not a local path"

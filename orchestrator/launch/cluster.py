@@ -104,7 +104,7 @@ def check_shared_storage(sweep_dir: Location | Path, dataset_dir: Path | Locatio
                         f"{SHARED_STORAGE_HINT}")
     if "dataset" in blind and isinstance(dataset_dir, Location) and not dataset_dir.local:
         problems.append(f"object storage: {len(blind['dataset'])} of {len(nodes)} nodes cannot read the dataset "
-                        f"{dataset_dir} ({', '.join(blind['dataset'])}); {CREDENTIALS_HINT}")
+                        f"{dataset_dir.shown} ({', '.join(blind['dataset'])}); {CREDENTIALS_HINT}")
     elif "dataset" in blind:
         problems.append(f"shared storage: {len(blind['dataset'])} of {len(nodes)} nodes cannot see the dataset "
                         f"{dataset_dir} ({', '.join(blind['dataset'])}); it {SHARED_STORAGE_HINT}")

@@ -71,7 +71,8 @@ def local_dataset(dataset: str | Path | Location, settings: CacheSettings | None
             held.enter_context(_locked(settings.root / LOCKS / key, shared=True))
             folder = _fill(settings, key, source, info, blob)
         except OSError as e:
-            raise DataError(f"{CACHE_ENV}={settings.root}: cannot keep {source} there ({_first_line(e)})") from None
+            raise DataError(f"{CACHE_ENV}={settings.root}: cannot keep {source.shown} there "
+                            f"({_first_line(e)})") from None
         yield folder
 
 
@@ -108,8 +109,8 @@ def _ensure_shard(source: Location, folder: Path, shard: dict, lock: Path) -> No
         try:
             size, digest = _download(source / shard["file"], part)
             if (size, digest) != (shard["bytes"], shard["sha256"]):
-                raise DataError(f"{source / shard['file']}: does not match the sha256 in {INFO_FILE} (changed since "
-                                f"prepared; prepare it again)")
+                raise DataError(f"{(source / shard['file']).shown}: does not match the sha256 in {INFO_FILE} "
+                                f"(changed since prepared; prepare it again)")
             os.replace(part, path)  # over a damaged copy too: a reader that opened it keeps the old file
         finally:
             part.unlink(missing_ok=True)
@@ -121,13 +122,13 @@ def _download(src: Location, dest: Path) -> tuple[int, str]:
     try:
         stream = src.fs.open_input_stream(src.path)
     except OSError as e:
-        raise DataError(f"{src}: cannot download ({_first_line(e)})") from None
+        raise DataError(f"{src.shown}: cannot download ({_first_line(e)})") from None
     with stream, open(dest, "wb") as out:
         while True:
             try:
                 chunk = stream.read(CHUNK)
             except OSError as e:
-                raise DataError(f"{src}: cannot download ({_first_line(e)})") from None
+                raise DataError(f"{src.shown}: cannot download ({_first_line(e)})") from None
             if not chunk:
                 break
             out.write(chunk)

@@ -65,14 +65,16 @@ def read_info(dataset_dir: str | Path | Location) -> tuple[bytes, str]:
             where = Location.of(dataset_dir) / INFO_FILE
         except StorageError as e:
             raise DataError(str(e)) from None
+        shown = where.shown
     else:
         where = Path(dataset_dir) / INFO_FILE
+        shown = str(where)
     try:
-        return where.read_bytes(), str(where)
+        return where.read_bytes(), shown
     except FileNotFoundError:
-        raise DataError(f"{where}: missing (not a prepared dataset; run 'gnsweep data prepare')") from None
+        raise DataError(f"{shown}: missing (not a prepared dataset; run 'gnsweep data prepare')") from None
     except OSError as e:
-        raise DataError(f"{where}: cannot read ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+        raise DataError(f"{shown}: cannot read ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
 def parse_info(blob: bytes, path: str) -> DatasetInfo:

@@ -30,13 +30,13 @@ def check_shards(where: Location, info: DatasetInfo) -> None:
     try:
         sizes = shard_sizes(where)
     except OSError as e:
-        raise DataError(f"{where}: cannot list the shards ({_first_line(e)})") from None
+        raise DataError(f"{where.shown}: cannot list the shards ({_first_line(e)})") from None
     for split in SPLITS:
         for s in info.shards[split]:
             if s["file"] not in sizes:
-                raise DataError(f"{where / s['file']}: shard missing (listed in {INFO_FILE})")
+                raise DataError(f"{(where / s['file']).shown}: shard missing (listed in {INFO_FILE})")
             if sizes[s["file"]] != s["bytes"]:
-                raise DataError(f"{where / s['file']}: {sizes[s['file']]} bytes, {INFO_FILE} says {s['bytes']} "
+                raise DataError(f"{(where / s['file']).shown}: {sizes[s['file']]} bytes, {INFO_FILE} says {s['bytes']} "
                                 f"(changed since prepared; prepare it again)")
 
 
@@ -48,14 +48,14 @@ def existing(where: Location, canonical: str) -> DatasetInfo | None:
             info = load_info(where)
             if info.source == canonical:
                 return info
-            raise DataError(f"{where}: already holds a dataset prepared from {info.source}; choose another --out")
+            raise DataError(f"{where.shown}: already holds a dataset prepared from {info.source}; choose another --out")
         names = shard_sizes(where)
         folders = where.folders()
     except OSError as e:
-        raise DataError(f"--out {where}: cannot read ({_first_line(e)})") from None
+        raise DataError(f"--out {where.shown}: cannot read ({_first_line(e)})") from None
     others = sorted(n for n in names if not SHARD_NAME.match(n)) + [f.name + "/" for f in folders]
     if others:
-        raise DataError(f"{where}: exists and holds other files ({others[0]}); choose another --out")
+        raise DataError(f"{where.shown}: exists and holds other files ({others[0]}); choose another --out")
     return None
 
 
@@ -74,7 +74,7 @@ def upload(local_dir: Path, where: Location, info: DatasetInfo) -> None:
         check_shards(where, info)
         (where / INFO_FILE).write_bytes((local_dir / INFO_FILE).read_bytes())
     except OSError as e:
-        raise DataError(f"--out {where}: cannot write ({_first_line(e)})") from None
+        raise DataError(f"--out {where.shown}: cannot write ({_first_line(e)})") from None
 
 
 def _first_line(e: BaseException) -> str:
