@@ -82,6 +82,23 @@ def test_an_upload_cut_short_is_no_dataset_and_the_next_one_replaces_it(bucket, 
         assert (folder / first).read_bytes() == (digits_dataset / first).read_bytes()
 
 
+def test_a_bad_uri_is_one_line_and_exit_2(bucket, tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(f'name: x\ndataset: "{bucket.uri("no/dataset")}"\nmodel: resnet8\n'
+                    f'studies:\n  a: {{norm: [bn], batch_size: [32]}}\n')
+    cases = [(["data", "prepare", "digits", "--out", "nosuch://x/y"], "--out nosuch://x/y: cannot open this location"),
+             (["data", "prepare", "digits", "--out", bucket.uri("x").replace(bucket.name, "no-such-bucket")],
+              "--out s3://no-such-bucket/x: no bucket no-such-bucket"),
+             (["launch", str(spec), "--no-dashboard"],
+              f"{spec}: dataset: s3://gnsweep-data/no/dataset/dataset.json: missing (not a prepared dataset")]
+    for args, words in cases:
+        run = subprocess.run([sys.executable, "-m", "orchestrator.cli", *args], cwd=tmp_path, env=os.environ,
+                             capture_output=True, text=True, timeout=120)
+        assert run.returncode == 2 and run.stderr.startswith(f"gnsweep: {words}"), run.stderr[-2000:]
+        assert run.stderr.count("\n") == 1, args
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+
+
 def test_prepare_refuses_a_prefix_holding_other_files(bucket, tmp_path):
     from trainer.data import prepare
 

@@ -42,8 +42,14 @@ def check_shards(where: Location, info: DatasetInfo) -> None:
 
 def existing(where: Location, canonical: str) -> DatasetInfo | None:
     """The dataset already at ``where`` if it was prepared from ``canonical`` (nothing to do), None if ``where`` holds
-    nothing but leftovers of a killed upload; DataError if it holds anything else."""
+    nothing but leftovers of a killed upload; DataError if it holds anything else, or its bucket is not there (said
+    before anything is prepared, not after)."""
+    import pyarrow.fs as pafs
+
+    bucket = where.path.split("/", 1)[0]
     try:
+        if where.fs.get_file_info(bucket).type == pafs.FileType.NotFound:
+            raise DataError(f"--out {where.shown}: no bucket {bucket} (or these credentials cannot see it)")
         if (where / INFO_FILE).exists():
             info = load_info(where)
             if info.source == canonical:
