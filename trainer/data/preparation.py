@@ -17,6 +17,7 @@ from pathlib import Path
 
 from trainer.data import remote, scratch
 from trainer.data.manifest import INFO_FILE, DataError, DatasetInfo, load_info, verify
+from trainer.data.shapes import BUILTIN_DIGITS
 from trainer.data.shards import MAX_SHARDS, default_shards, write_shards
 from trainer.data.sources import canonical_source, open_source
 from trainer.storage import Location, StorageError, is_remote
@@ -26,7 +27,7 @@ STAGING = "gnsweep-prepare"  # the scratch folder, in the system's temp dir, whe
 
 def check_dataset(spec_dataset: str) -> str | None:
     """A problem with a sweep spec's ``dataset`` value, or None; prepares nothing and never imports TensorFlow."""
-    if spec_dataset == "builtin:digits":
+    if spec_dataset == BUILTIN_DIGITS:
         return None
     if is_remote(spec_dataset):
         try:
@@ -54,25 +55,31 @@ def check_dataset(spec_dataset: str) -> str | None:
     return f"{spec_dataset} is not a directory or a .zip archive"
 
 
+def prepared_dir(spec_dataset: str, data_dir: str | Path) -> Path:
+    """Where a sweep spec's local ``dataset`` is prepared, or would be: a prepared dir is itself; builtin:digits is
+    ``data_dir/digits``; a raw Tiny ImageNet dir or zip is ``data_dir/<its name>-shards``. Prepares nothing. (A
+    dataset in object storage is prepared where it is; each node copies it, ``trainer.data.cache``.)"""
+    if spec_dataset == BUILTIN_DIGITS:
+        return Path(data_dir) / "digits"
+    path = Path(spec_dataset).expanduser()
+    if (path / INFO_FILE).is_file():
+        return path
+    return Path(data_dir) / f"{path.stem if path.is_file() else path.name}-shards"
+
+
 def resolve_dataset(spec_dataset: str, data_dir: str | Path) -> Path | Location:
-    """The prepared directory for a sweep spec's ``dataset``: a prepared dir is used as is, and so is a dataset in
-    object storage (a Location; each node copies it, ``trainer.data.cache``); builtin:digits and raw Tiny ImageNet
-    dirs or zips are prepared on demand under ``data_dir`` (once; later calls reuse them)."""
+    """The prepared directory for a sweep spec's ``dataset`` (``prepared_dir``): builtin:digits and raw Tiny ImageNet
+    dirs or zips are prepared there on demand (once; later calls reuse them). A dataset in object storage is a
+    Location, used as it is (each node copies it, ``trainer.data.cache``)."""
     problem = check_dataset(spec_dataset)
     if problem:
         raise DataError(problem)
     if is_remote(spec_dataset):
         return Location.of(spec_dataset)
-    data_dir = Path(data_dir)
-    if spec_dataset == "builtin:digits":
-        out = data_dir / "digits"
-        prepare("digits", out)
-        return out
     path = Path(spec_dataset).expanduser()
-    if (path / INFO_FILE).is_file():
-        return path
-    out = data_dir / f"{path.stem if path.is_file() else path.name}-shards"
-    prepare(str(path), out)
+    out = prepared_dir(spec_dataset, data_dir)
+    if out != path:
+        prepare("digits" if spec_dataset == BUILTIN_DIGITS else str(path), out)
     return out
 
 
