@@ -121,7 +121,8 @@ class ResourcesSpec(_Strict):
 
 class SweepSpec(_Strict):
     """A validated sweep spec. ``dataset`` is kept as written: a relative path resolves against the current working
-    directory of whoever loads the spec."""
+    directory of whoever loads the spec; an object-store URI (``s3://``, ``gs://``, pyarrow's options in the query)
+    names a dataset prepared there, which each node copies (``trainer.data.cache``)."""
 
     name: Name
     dataset: Annotated[str, Field(min_length=1)]
