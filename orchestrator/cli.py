@@ -183,8 +183,12 @@ def report(
 @data_app.command("prepare")
 def data_prepare(
     source: str = typer.Argument(..., metavar="SOURCE", help="A Tiny ImageNet directory or zip, or 'digits'."),
-    out: Path = typer.Option(..., "--out", metavar="DIR", help="Directory to write shards and dataset.json into."),
-    shards: Optional[int] = typer.Option(None, "--shards", min=1, metavar="N", help="Train shards (default: by size)."),
+    out: str = typer.Option(..., "--out", metavar="DIR|URI",
+                            help="Directory to write shards and dataset.json into, or an object-store URI such as "
+                                 "s3://bucket/datasets/tiny-imagenet-200 (options as for --results); the shards are "
+                                 "prepared locally and uploaded, dataset.json last."),
+    shards: Optional[int] = typer.Option(None, "--shards", min=1, metavar="N",
+                                         help="Train shards (default: by size)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images instead of stopping."),
 ) -> None:
     """Write a dataset as TFRecord shards of the original JPEG bytes plus dataset.json."""

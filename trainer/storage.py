@@ -31,6 +31,12 @@ def file_digest(path: str | Path, algorithm: str) -> str:
         return hashlib.file_digest(f, algorithm).hexdigest()
 
 
+def is_remote(where: str | Path) -> bool:
+    """Whether ``where`` names object storage (a URI other than ``file://``) rather than a local path."""
+    match = URI.match(where) if isinstance(where, str) else None
+    return match is not None and match["scheme"] != "file"
+
+
 def check_folder(value: str | Path, option: str, *, write: bool, uri: bool = True) -> None:
     """Refuse, before any work starts, a value of a folder option (``--results``, ``--out``, ...) that cannot be
     one: empty, a NUL byte, a file where the folder (or one above it) should be, a folder this process cannot
@@ -41,7 +47,7 @@ def check_folder(value: str | Path, option: str, *, write: bool, uri: bool = Tru
     shown = text if len(text) <= 120 else f"{text[:117]}..."
     label = f"{option} {shown!r}" if not text or text != text.strip() or not text.isprintable() else \
         f"{option} {shown}"
-    if URI.match(text) and not text.startswith("file://"):
+    if is_remote(text):
         if not uri:
             raise StorageError(f"{label}: must be a local folder here, not a URI")
         try:
@@ -113,6 +119,11 @@ class Location:
         if self.local:
             return self.path
         return f"{self.scheme}://{self.path}" + (f"?{self.query}" if self.query else "")
+
+    @property
+    def shown(self) -> str:
+        """The path or URI without its options (endpoint, scheme, ...): how messages name a file."""
+        return self.path if self.local else f"{self.scheme}://{self.path}"
 
     def as_path(self) -> Path:
         """The local path; only for local Locations."""

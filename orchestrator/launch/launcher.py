@@ -137,13 +137,14 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
 
 @dataclass
 class SweepRun:
-    """One launch of one sweep: the spec and its planned trials, where results go, the prepared data, the options,
-    where lines are printed and the Ctrl-C/SIGTERM catcher."""
+    """One launch of one sweep: the spec and its planned trials, where results go, the prepared data (a directory,
+    or a Location in object storage that each node copies), the options, where lines are printed and the
+    Ctrl-C/SIGTERM catcher."""
 
     spec: object
     trials: list[PlannedTrial]
     sweep_dir: Location
-    dataset_dir: Path
+    dataset_dir: Path | Location
     opts: LaunchOptions
     echo: Callable[[str], None]
     catcher: object
@@ -290,10 +291,10 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
         sweep_dir = Location.of(opts.results) / spec.name
     except StorageError as e:
         raise LaunchError(f"--results {e}") from None
-    dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve()).resolve()
-    info = data.load_info(dataset_dir)
-    data.verify(dataset_dir, info)
-    check_batches(spec, info.counts["train"], spec.dataset, str(spec_path))
+    dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve())
+    dataset_dir = dataset_dir.resolve() if isinstance(dataset_dir, Path) else dataset_dir
+    data.check_prepared(dataset_dir)
+    check_batches(spec, data.load_info(dataset_dir).counts["train"], spec.dataset, str(spec_path))
     claim = lock_sweep(sweep_dir, spec.name, warn=lambda line: echo(line))
     try:
         return _run(SweepRun(spec, trials, sweep_dir, dataset_dir, opts, echo, catcher))

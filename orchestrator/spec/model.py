@@ -137,12 +137,13 @@ class ResourcesSpec(_Strict):
 
 class SweepSpec(_Strict):
     """A validated sweep spec. ``dataset`` is kept as written: a relative path resolves against the current working
-    directory of whoever loads the spec."""
+    directory of whoever loads the spec; an object-store URI (``s3://``, ``gs://``, pyarrow's options in the query)
+    names a dataset prepared there, which each node copies (``trainer.data.cache``)."""
 
     name: Name = Field(description="The sweep's name: its results go to RESULTS/NAME/ (letters, digits, _ . -).")
     dataset: Annotated[str, Field(min_length=1)] = Field(
-        description="Prepared shards (a folder with dataset.json), a Tiny ImageNet folder or zip, or builtin:digits; "
-                    "a relative path is from the current folder.")
+        description="Prepared shards (a folder with dataset.json, or an s3:// or gs:// URI of one), a Tiny ImageNet "
+                    "folder or zip, or builtin:digits; a relative path is from the current folder.")
     model: Literal[MODEL_NAMES] = Field(description="The network every trial trains.")
     train: TrainSpec = Field(TrainSpec(), description="The training protocol, the same for every trial.")
     studies: Annotated[dict[Name, StudySpec], Field(min_length=1)] = Field(
