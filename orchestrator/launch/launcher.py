@@ -60,6 +60,19 @@ def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial]) -> 
         raise LaunchError(f"--results: {e}") from None
 
 
+def fold_old_layout(sweep_dir: Location, echo: Callable[[str], None]) -> None:
+    """Fold the epoch rows of sweeps written one file per row into one file per trial (``results.folding``), before
+    anything runs: reading them back stays fast, and the results writer finds one file per trial."""
+    from results import store
+
+    try:
+        folded = store.fold_sweep(sweep_dir)
+    except store.StoreError as e:
+        raise LaunchError(f"--results: {e}") from None
+    if folded:
+        echo(f"folded the epoch rows of {len(folded)} trial(s) into one file per trial ({sweep_dir / store.EPOCHS})")
+
+
 def pending_trials(sweep_dir: Location, trials: list[PlannedTrial]) -> tuple[list[PlannedTrial], dict]:
     """Trials not finished in earlier launches, and the earlier trials-table rows (``TrialRow`` by key, for attempts
     and times)."""
@@ -228,6 +241,7 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
 def _run(run: SweepRun) -> int:
     spec, trials, runs, sweep_dir, opts, echo = run.spec, run.trials, run.runs, run.sweep_dir, run.opts, run.echo
     check_fingerprint(sweep_dir, spec, trials)
+    fold_old_layout(sweep_dir, echo)
     pending, prior = pending_trials(sweep_dir, runs)
     if not pending:
         echo(f"all {len(runs)} trials are finished; nothing to run")

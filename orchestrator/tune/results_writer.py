@@ -1,5 +1,8 @@
 """The driver-side writer: a Ray Tune callback that turns each reported epoch into a Parquet row as it arrives and
-keeps the trials table current (running, completed, diverged, failed, interrupted)."""
+keeps the trials table current (running, completed, diverged, failed, interrupted).
+
+It keeps each trial's rows in memory, read once when it first meets the trial (old-layout files folded then), so an
+epoch costs two whole-file writes (the trial's epochs file and its trials row) and no read, whatever the epoch."""
 from __future__ import annotations
 
 import dataclasses
@@ -27,9 +30,9 @@ def config_columns(sweep: str, trial_key: str, trial: dict) -> dict:
             "precision": (trial.get("train") or {}).get("precision", "float32")}
 
 
-def trial_row(sweep_dir: store.Where, base: TrialRow, *, status: str, error: str | None = None) -> TrialRow:
-    """``base`` with the figures of the epochs on disk, so the row is right after any crash."""
-    epochs = store.read_epoch_rows(sweep_dir, base.trial_key)
+def trial_row(base: TrialRow, epochs: list[EpochRow], *, status: str, error: str | None = None) -> TrialRow:
+    """``base`` with the figures of the trial's epoch rows as stored (``epochs``), so the row is right after any
+    crash."""
     finite = [r.val_err for r in epochs if math.isfinite(r.val_err)]
     return dataclasses.replace(
         base, status=status, epochs=len(epochs), error=error, final_val_err=final_error([r.val_err for r in epochs]),
@@ -57,13 +60,15 @@ class ResultsWriter(tune.Callback):
         self.studies = studies  # trial_key -> studies
         self.rows = dict(prior)  # trial_key -> its trials row (of earlier launches, then this one's)
         self.diverged: set[str] = set()
+        self.epochs: dict[str, dict[int, EpochRow]] = {}  # trial_key -> its stored rows by epoch
+        self.written: dict[str, TrialRow] = {}  # trial_key -> the trials row this writer last stored
         self.failure: store.StoreError | None = None  # the first results file that could not be written
 
-    def _store(self, write, row) -> None:
-        """Write a row; a StoreError stops the sweep (Tune re-raises it from ``fit``, wrapped in a TuneError), so it
+    def _store(self, write, *args) -> None:
+        """Write rows; a StoreError stops the sweep (Tune re-raises it from ``fit``, wrapped in a TuneError), so it
         is kept here for the launcher to report as one line."""
         try:
-            write(self.sweep_dir, row)
+            write(self.sweep_dir, *args)
         except store.StoreError as e:
             self.failure = self.failure or e
             raise
@@ -78,10 +83,22 @@ class ResultsWriter(tune.Callback):
         self.rows[key] = row
         return row
 
+    def _epochs(self, key: str) -> dict[int, EpochRow]:
+        """The trial's stored rows by epoch, read (and folded, if the sweep has old-layout files) the first time."""
+        if key not in self.epochs:
+            self.epochs[key] = {r.epoch: r for r in store.fold_trial(self.sweep_dir, key)}
+        return self.epochs[key]
+
+    def _rows(self, key: str) -> list[EpochRow]:
+        return sorted(self._epochs(key).values(), key=lambda r: r.epoch)
+
     def _update(self, trial, status: str, error: str | None = None) -> None:
-        row = trial_row(self.sweep_dir, self._base(trial), status=status, error=error)
+        base = self._base(trial)
+        row = trial_row(base, self._rows(base.trial_key), status=status, error=error)
         self.rows[row.trial_key] = row
-        self._store(store.write_trial_row, row)
+        if self.written.get(row.trial_key) != row:  # an epoch reported again after a resume changes nothing
+            self._store(store.write_trial_row, row)
+            self.written[row.trial_key] = row
 
     def on_trial_start(self, iteration, trials, trial, **info):
         base = self._base(trial)
@@ -95,7 +112,10 @@ class ResultsWriter(tune.Callback):
         base = self._base(trial)
         row = EpochRow.of({k: getattr(base, k) for k in CONFIG_COLUMNS}, result, attempt=base.attempts - 1,
                           node=result.get("node"), recorded_at=now(), precision=base.precision)
-        self._store(store.write_epoch_row, row)
+        stored = self._epochs(base.trial_key)
+        if row.epoch not in stored:  # the first write wins: an epoch reported again (a resume) keeps its row
+            self._store(store.write_trial_epochs, base.trial_key, [*self._rows(base.trial_key), row])
+            stored[row.epoch] = row
         tensorboard.write_epoch_scalars(self.sweep_dir, row.to_dict())
         if not math.isfinite(row.train_loss) or not math.isfinite(row.val_loss):
             self.diverged.add(base.trial_key)
@@ -115,6 +135,7 @@ class ResultsWriter(tune.Callback):
         (a relaunch resumes them); returns their keys."""
         stopped = [key for key, row in self.rows.items() if row.status == "running"]
         for key in stopped:
-            self.rows[key] = trial_row(self.sweep_dir, self.rows[key], status="interrupted")
+            self.rows[key] = trial_row(self.rows[key], self._rows(key), status="interrupted")
             self._store(store.write_trial_row, self.rows[key])
+            self.written[key] = self.rows[key]
         return stopped

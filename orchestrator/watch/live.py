@@ -42,14 +42,16 @@ def _clock(seconds: float | None) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def read_views(sweep_dir: Location) -> tuple[list[TrialView], int]:
-    """Every planned trial's view, and the epochs each trial runs."""
+def read_views(sweep_dir: Location, tables: store.SweepTables | None = None) -> tuple[list[TrialView], int]:
+    """Every planned trial's view, and the epochs each trial runs. ``tables`` kept from the last redraw fetches
+    only the files written since."""
     record = store.read_sweep(sweep_dir)
     if record is None:
         raise WatchError(f"{sweep_dir}: no sweep here (no sweep.json); check the name and --results")
+    tables = tables or store.SweepTables(sweep_dir)
     total = int(record.fingerprint.get("train.epochs") or 0)
-    trials = store.read_trials(sweep_dir).set_index("trial_key")
-    epochs = store.read_epochs(sweep_dir)
+    trials = tables.trials().to_pandas().set_index("trial_key")
+    epochs = tables.epochs().to_pandas()
     by_trial = dict(tuple(epochs.groupby("trial_key"))) if len(epochs) else {}
     typical = float(epochs["epoch_seconds"].median()) if len(epochs) else None
     views = []
@@ -94,7 +96,8 @@ def watch(sweep_dir: store.Where, *, interval: float = 2.0, console=None) -> Non
 
     sweep_dir = Location.of(sweep_dir)
     console = console or Console()
-    views, total = read_views(sweep_dir)
+    tables = store.SweepTables(sweep_dir)
+    views, total = read_views(sweep_dir, tables)
     if not console.is_terminal:
         console.width = max(console.width, PLAIN_WIDTH)
         last = None
@@ -106,12 +109,12 @@ def watch(sweep_dir: store.Where, *, interval: float = 2.0, console=None) -> Non
             if all(v.status in ENDED_STATUSES for v in views):
                 return
             time.sleep(interval)
-            views, total = read_views(sweep_dir)
+            views, total = read_views(sweep_dir, tables)
     try:
         with Live(render(views, total, sweep_dir.name), console=console, auto_refresh=False) as live:
             while not all(v.status in ENDED_STATUSES for v in views):
                 time.sleep(interval)
-                views, total = read_views(sweep_dir)
+                views, total = read_views(sweep_dir, tables)
                 live.update(render(views, total, sweep_dir.name), refresh=True)
     except KeyboardInterrupt:
         pass

@@ -133,13 +133,17 @@ def test_relaunch_once_writable_loses_no_row(storage_faults):
 
 
 def test_unwritable_results_directory_is_one_line_naming_the_file(tmp_path):
-    """ENOTDIR/EEXIST: a regular file where ``epochs/`` should be."""
+    """ENOTDIR/EEXIST: a regular file where ``epochs/`` should be. The results writer's write names the file it
+    could not write; a reader names the file that is not a folder."""
     (tmp_path / "epochs").write_text("a file where the epochs directory should be")
     row = {**dict.fromkeys(EPOCH_SCHEMA.names), "trial_key": KEY, "epoch": 1}
     with pytest.raises(store.StoreError) as e:
-        store.write_epoch_row(tmp_path, EpochRow(**row))
-    assert str(e.value).startswith(f"cannot write {tmp_path / 'epochs' / KEY}-e0001.parquet: ")
+        store.write_trial_epochs(tmp_path, KEY, [EpochRow(**row)])
+    assert str(e.value).startswith(f"cannot write {tmp_path / 'epochs' / KEY}.parquet: ")
     assert "\n" not in str(e.value)
+    with pytest.raises(store.DamagedResults) as e:
+        store.read_epochs(tmp_path)
+    assert str(e.value).startswith(f"{tmp_path / 'epochs'}: not a folder of epoch rows (")
 
 
 def fake_trial(key: str, config: dict):
