@@ -1,6 +1,9 @@
 """``gnsweep status NAME --watch``: a table of the sweep's trials, redrawn in place (Rich) until every planned trial
 has ended; read from the results store, so it works from any machine that sees the results, beside any launch.
 
+Each redraw lists the sweep's folders and fetches only the files written since the last one
+(``results.store.SweepTables``): the running trials' files, not the whole sweep.
+
 Time left per trial is its recent epoch seconds times the epochs it has left; a trial that has not started yet uses
 the sweep's median epoch time (shown with a ~). Without a terminal (a pipe, a log file) the table is printed again
 whenever it changes, without colour codes.
