@@ -93,10 +93,12 @@ class SweepTables:
         self._memo: dict[str, tuple[tuple, pa.Table]] = {}
 
     def _memoised(self, name: str, parts, build) -> pa.Table:
-        """``build()`` unless the files read are the very ones it was last built from."""
-        key = tuple(id(p.table) for p in parts)
-        if name not in self._memo or self._memo[name][0] != key:
-            self._memo[name] = (key, build())
+        """``build()`` unless the files read are the very ones it was last built from (the same table objects, held
+        here so that none is freed and its id reused)."""
+        tables = tuple(p.table for p in parts)
+        last = self._memo.get(name)
+        if last is None or len(last[0]) != len(tables) or any(a is not b for a, b in zip(last[0], tables)):
+            self._memo[name] = (tables, build())
         return self._memo[name][1]
 
     def epoch_parts(self, trial_key: str | None = None):
@@ -109,7 +111,7 @@ class SweepTables:
         def build() -> pa.Table:
             table = folding.assemble(parts, EPOCH_SCHEMA)
             if trial_key is not None:
-                table = table.filter(pc.equal(table["trial_key"], trial_key))
+                return _of_trial(table, trial_key)
             return table.sort_by([("trial_key", "ascending"), ("epoch", "ascending")])
 
         return self._memoised(f"epochs:{trial_key}", parts, build)
@@ -126,24 +128,31 @@ class SweepTables:
         return self._memoised("trials", parts, build)
 
 
+def _of_trial(table: pa.Table, trial_key: str) -> pa.Table:
+    return table.filter(pc.equal(table["trial_key"], trial_key)).sort_by("epoch")
+
+
 def fold_trial(sweep_dir: Where, trial_key: str) -> list[EpochRow]:
     """The trial's epoch rows, its files of the old layout folded into its own file first (``results.folding``).
     Only the launch holding the sweep's claim may call this (it writes)."""
     tables = SweepTables(sweep_dir)
-    todo = folding.needs_fold(tables.epoch_parts(trial_key)).get(trial_key)
+    parts = tables.epoch_parts(trial_key)
+    table = folding.assemble(parts, EPOCH_SCHEMA)  # damaged files are named before anything is written
+    todo = folding.needs_fold(parts).get(trial_key)
     if todo:
-        folding.fold(tables.sweep_dir / EPOCHS, trial_key, todo)
-    return _rows(tables.epochs(trial_key))
+        table = folding.fold(tables.sweep_dir / EPOCHS, trial_key, todo)
+    return _rows(_of_trial(table, trial_key))
 
 
 def fold_sweep(sweep_dir: Where) -> list[str]:
     """Fold every trial of the sweep that has files of the old layout (or a fold a kill left unfinished); returns
     their keys. Reads every epochs file first, so a damaged one is named before anything is written."""
     tables = SweepTables(sweep_dir)
-    tables.epochs()
-    todo = folding.needs_fold(tables.epoch_parts())
-    for key, parts in todo.items():
-        folding.fold(tables.sweep_dir / EPOCHS, key, parts)
+    parts = tables.epoch_parts()
+    folding.assemble(parts, EPOCH_SCHEMA)
+    todo = folding.needs_fold(parts)
+    for key, trial_parts in todo.items():
+        folding.fold(tables.sweep_dir / EPOCHS, key, trial_parts)
     return list(todo)
 
 
