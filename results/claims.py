@@ -9,6 +9,7 @@ from results.measures import TIE, BatchSpread, Caveat, GnGap, GroupSweep, Measur
     TrainGap, measure
 from results.paper import TABLE2
 from results.studies import Study
+from results.text import md_inline
 from trainer.config import FINAL_EPOCHS
 
 
@@ -85,7 +86,7 @@ def _small(m: SmallBatch) -> str:
 
 
 def _order(errors) -> str:
-    return " < ".join(f"{n.upper()} {e:.1f}%" for n, e in sorted(errors.items(), key=lambda kv: kv[1]))
+    return " < ".join(f"{md_inline(n.upper())} {e:.1f}%" for n, e in sorted(errors.items(), key=lambda kv: kv[1]))
 
 
 def _norm_order(m: NormOrder) -> str:

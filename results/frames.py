@@ -11,6 +11,7 @@ import math
 import pandas as pd
 
 from results.paper import NORM_ORDER, references_for
+from results.schema import IN_PROGRESS, STOPPED, TrialStatus
 from results.studies import DIMS, Study
 from trainer.config import FINAL_EPOCHS, final_error
 
@@ -53,10 +54,10 @@ def trial_results(epochs: pd.DataFrame, trials: pd.DataFrame | None = None) -> p
         extra = pd.DataFrame(columns=["status", "error", "studies"], index=pd.Index([], name="trial_key"))
     out = configs.join(measured, how="left").join(extra, how="left")
     out["epochs"] = out["epochs"].fillna(0).astype(int)
-    out["status"] = out["status"].fillna("unknown").astype(object)
+    out["status"] = out["status"].fillna(TrialStatus.UNKNOWN.value).astype(object)
     out["studies"] = [_names(s) for s in out["studies"]]
     out["error"] = out["error"].astype(object).where(out["error"].notna(), None)
-    out["complete"] = (out["status"] == "completed") & (out["epochs"] >= FINAL_EPOCHS)
+    out["complete"] = (out["status"] == TrialStatus.COMPLETED) & (out["epochs"] >= FINAL_EPOCHS)
     out["flag"] = [_flag(s, n) for s, n in zip(out["status"], out["epochs"])]
     return _ints(out.reset_index().rename(columns={"index": "trial_key"}))
 
@@ -68,14 +69,19 @@ def _names(value) -> list[str]:
 
 
 def _flag(status: str, epochs: int) -> str:
-    reasons = []
-    if status != "completed":
-        reasons.append(status if status != "unknown" else "no trials row")
+    """Why a trial's error is not final, in words: what happened to it, or on how few epochs its error rests."""
+    if status == TrialStatus.COMPLETED:
+        if epochs >= FINAL_EPOCHS:
+            return ""
+        if epochs == 0:
+            return "completed with no epochs recorded"
+        return (f"completed with {epochs} epoch{'s' if epochs > 1 else ''}: final error is the median of {epochs}, "
+                f"not {FINAL_EPOCHS}")
+    what = "no trials row" if status == TrialStatus.UNKNOWN else status
     if epochs == 0:
-        reasons.append("no epochs")
-    elif epochs < FINAL_EPOCHS:
-        reasons.append(f"only {epochs} epochs (< {FINAL_EPOCHS})")
-    return ", ".join(reasons)
+        return f"{what}, no epochs"
+    so_far = "so far" if status in IN_PROGRESS else "done"
+    return f"{what}, {epochs} epoch{'s' if epochs > 1 else ''} {so_far}"
 
 
 def _sort_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -124,10 +130,28 @@ def _opt(value) -> int | None:
     return None if pd.isna(value) else int(value)
 
 
+LIST_COLUMNS = ["trial_key", "status", "epochs", "final_val_err", "flag", "error"]
+
+
 def incomplete_trials(results: pd.DataFrame) -> pd.DataFrame:
     """Trials that are failed, diverged, running, pending, unknown or short of FINAL_EPOCHS epochs."""
-    cols = ["trial_key", "status", "epochs", "final_val_err", "flag", "error"]
-    return results.loc[~results["complete"], cols].reset_index(drop=True)
+    return results.loc[~results["complete"], LIST_COLUMNS].reset_index(drop=True)
+
+
+def stopped_trials(results: pd.DataFrame) -> pd.DataFrame:
+    """Trials that ended without completing (failed, diverged) or were interrupted: their numbers are partial."""
+    return results.loc[results["status"].isin(STOPPED), LIST_COLUMNS].reset_index(drop=True)
+
+
+def unfinished_trials(results: pd.DataFrame) -> pd.DataFrame:
+    """Trials still running or not started (or without a trials row): the sweep has not finished them yet."""
+    return results.loc[results["status"].isin(IN_PROGRESS), LIST_COLUMNS].reset_index(drop=True)
+
+
+def short_trials(results: pd.DataFrame) -> pd.DataFrame:
+    """Completed trials whose final error rests on fewer than FINAL_EPOCHS epochs (the paper's median of 5)."""
+    short = (results["status"] == TrialStatus.COMPLETED) & (results["epochs"] < FINAL_EPOCHS)
+    return results.loc[short, LIST_COLUMNS].reset_index(drop=True)
 
 
 def epoch_curves(epochs: pd.DataFrame, trial_keys) -> pd.DataFrame:

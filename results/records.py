@@ -65,7 +65,7 @@ class TrialRow:
     groups: int | None
     channels_per_group: int | None
     seed: int
-    status: str  # one of schema.TRIAL_STATUSES
+    status: str  # a schema.TrialStatus
     epochs: int  # epochs done
     final_val_err: float | None  # trainer.config.final_error of the val errors
     best_val_err: float | None
@@ -76,6 +76,7 @@ class TrialRow:
     ended_at: datetime | None
     train_seconds: float  # sum of epoch_seconds
     precision: str | None = "float32"  # trainer.config.PRECISIONS; null in sweeps recorded before it
+    same_as: str | None = None  # the trial whose run these figures are (orchestrator.spec.dedup); null for a run
 
     def __post_init__(self):
         object.__setattr__(self, "studies", tuple(self.studies or ()))

@@ -11,9 +11,10 @@ import numpy as np
 import pyarrow as pa
 
 from results.damage import damaged, quoted
-from results.schema import TRIAL_STATUSES
+from results.schema import TrialStatus
 
 EPOCH_ERRORS = ("train_err", "val_err", "val_err_top5")
+RECORDED_STATUSES = tuple(s.value for s in TrialStatus if s is not TrialStatus.UNKNOWN)  # what a trials row can say
 TRIAL_ERRORS = ("final_val_err", "best_val_err")
 EPOCHS_WHAT = "a table of epoch rows"
 TRIALS_WHAT = "a table of trial rows"
@@ -58,9 +59,9 @@ def check_trials(table: pa.Table, where) -> None:
         return
     keys = table["trial_key"].to_pylist()
     for i, status in enumerate(table["status"].to_pylist()):
-        if status not in TRIAL_STATUSES:
+        if status not in RECORDED_STATUSES:
             raise damaged(where, TRIALS_WHAT, f"status: {quoted(status)} of trial {quoted(keys[i])}; one of "
-                                              f"{', '.join(TRIAL_STATUSES)}")
+                                              f"{', '.join(RECORDED_STATUSES)}")
     epochs = table["epochs"].to_numpy(zero_copy_only=False).astype(float)
     bad = _first(epochs < 0)
     if bad is not None:

@@ -116,8 +116,7 @@ def spec_problems_for_cluster(spec: SweepSpec, nodes: list[dict]) -> list[str]:
     else:
         largest = f"no node has both (the most on one node: {most_cpu:g} CPU, {most_gpu:g} GPU)"
     problems = []
-    batch_sizes = sorted({b for s in spec.studies.values() for b in s.batch_size},
-                         key=lambda b: (b in spec.resources.by_batch_size, b))  # the common shape first
+    batch_sizes = sorted(spec.batch_sizes(), key=lambda b: b in spec.resources.by_batch_size)  # common shape first
     for b in batch_sizes:
         r = spec.trial_resources(b)
         cpu, gpu = r["CPU"], r["GPU"]

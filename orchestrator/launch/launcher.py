@@ -11,7 +11,6 @@ from orchestrator.launch.cluster import ClusterError, check_shared_storage, clus
 from orchestrator.spec.plan import PlannedTrial, format_plan, plan_trials, study_kinds
 from trainer.storage import Location, StorageError
 
-FINISHED = ("completed", "diverged")
 
 
 class LaunchError(Exception):
@@ -77,10 +76,23 @@ def pending_trials(sweep_dir: Location, trials: list[PlannedTrial]) -> tuple[lis
     """Trials not finished in earlier launches, and the earlier trials-table rows (``TrialRow`` by key, for attempts
     and times)."""
     from results import store
+    from results.schema import FINISHED
 
     prior = store.read_trial_rows(sweep_dir)
     pending = [t for t in trials if t.key not in prior or prior[t.key].status not in FINISHED]
     return pending, prior
+
+
+def record_shared(sweep_dir: Location, trials: list[PlannedTrial], prior: dict) -> None:
+    """The trials rows and TensorBoard runs of the trials that share a run recorded before this launch (a finished
+    run's shared trials get theirs here; this launch's runs write their shared trials' rows as they go)."""
+    from results import store
+    from orchestrator.tune.results_writer import record_shared_runs, shared_trials
+
+    try:
+        record_shared_runs(sweep_dir, prior, shared_trials(trials))
+    except store.StoreError as e:
+        raise LaunchError(f"--results: {e}") from None
 
 
 def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
@@ -136,17 +148,22 @@ def _run_on_ray(run: SweepRun, pending: list[PlannedTrial], prior: dict) -> None
         check_shared_storage(sweep_dir, dataset_dir, echo)
     except ClusterError as e:
         raise LaunchError(str(e)) from None
-    from orchestrator.tune.results_writer import ResultsWriter
     from orchestrator.cost.costs import order_and_record
     from orchestrator.tune.metrics import SweepGauges
     from orchestrator.tune.progress import ProgressPrinter
+    from orchestrator.tune.results_writer import ResultsWriter, shared_trials
     from orchestrator.tune.run import run_trials
+    from orchestrator.watch.tally import tally
+    from results import store
+    from results.shared_runs import read_plan
 
     pending, line = order_and_record(sweep_dir, spec, trials, pending, dataset_dir, results=opts.results,
                                      device=opts.device)
     echo(line)
-    writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior)
-    progress = ProgressPrinter(len(runs), spec.train.epochs, done_before=len(runs) - len(pending), echo=echo)
+    writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior, shared_trials(trials),
+                           prior_epochs=store.read_epochs(sweep_dir))
+    record, plan = store.read_sweep(sweep_dir), read_plan(sweep_dir)
+    progress = ProgressPrinter(lambda: tally(record, *writer.tables(), plan).summary(), echo=echo)
     gauges = SweepGauges(spec.name, len(pending))
     try:
         run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir,
@@ -166,6 +183,7 @@ def _run_on_ray(run: SweepRun, pending: list[PlannedTrial], prior: dict) -> None
 def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
     """A table of the sweep's trials and the keys of those that failed."""
     from results import store
+    from results.schema import TrialStatus
 
     trials = store.read_trial_rows(sweep_dir)
     lines = [f"{'trial':<24} {'status':<10} {'epochs':>6} {'final val err %':>16}  error"]
@@ -173,11 +191,11 @@ def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
     for key in keys:
         r = trials.get(key)
         if r is None:
-            lines.append(f"{key:<24} {'pending':<10} {0:>6} {'-':>16}")
+            lines.append(f"{key:<24} {TrialStatus.PENDING:<10} {0:>6} {'-':>16}")
             continue
         err = "-" if r.final_val_err is None or math.isnan(r.final_val_err) else f"{r.final_val_err:.2f}"
         lines.append(f"{key:<24} {r.status:<10} {r.epochs:>6} {err:>16}  {r.error or ''}")
-        if r.status == "failed":
+        if r.status == TrialStatus.FAILED:
             failed.append(key)
     return "\n".join(lines), failed
 
@@ -243,6 +261,7 @@ def _run(run: SweepRun) -> int:
     check_fingerprint(sweep_dir, spec, trials)
     fold_old_layout(sweep_dir, echo)
     pending, prior = pending_trials(sweep_dir, runs)
+    record_shared(sweep_dir, trials, prior)
     if not pending:
         echo(f"all {len(runs)} trials are finished; nothing to run")
     else:

@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt
 
 from normalization import NORM_KINDS
-from orchestrator.spec.problems import SpecError, describe  # noqa: F401 - SpecError: the spec's error type
+from orchestrator.spec.problems import describe
 from trainer.config import PRECISIONS, TrainSettings
 from trainer.models import MODEL_NAMES, default_groups
 
@@ -128,6 +128,10 @@ class SweepSpec(_Strict):
             return "channels_per_group", self.defaults.channels_per_group
         return "groups", self.defaults.groups if self.defaults.groups is not None else default_groups(self.model)
 
+    def batch_sizes(self) -> list[int]:
+        """Every batch size some study trains at, smallest first."""
+        return sorted({b for study in self.studies.values() for b in study.batch_size})
+
     def resources_for(self, batch_size: int) -> dict:
         """``{"cpu": x, "gpu": y}`` of one trial (one replica's GPU share) after the ``by_batch_size`` override."""
         override = self.resources.by_batch_size.get(batch_size)
@@ -139,7 +143,7 @@ class SweepSpec(_Strict):
 
     def trial_resources(self, batch_size: int) -> dict[str, float]:
         """What one trial of ``batch_size`` holds, in Ray's resource names: its CPUs, and a replica's GPU share
-        times the replicas."""
+        times the replicas. The one rule: Ray's request, the cost estimate, plan.json and the cluster check read it."""
         r = self.resources_for(batch_size)
         return {"CPU": float(r["cpu"]), "GPU": float(r["gpu"]) * self.replicas}
 

@@ -53,8 +53,8 @@ class NamedByTrialKey:
 run_trial.__mixins__ = (NamedByTrialKey,)
 
 
-def trial_resources(spec):
-    """Per-trial resource bundles (by batch size when the spec says so; GPUs times replicas)."""
+def placement_groups(spec):
+    """Each trial's Ray request: one bundle of ``SweepSpec.trial_resources`` for its batch size."""
     from ray.tune import PlacementGroupFactory
 
     def resources(config: dict) -> PlacementGroupFactory:
@@ -88,7 +88,7 @@ def run_trials(spec, pending, *, sweep_dir, dataset_dir: Path, callbacks: list,
         "checkpoint_root": str(storage / "checkpoints"),
     }
     tuner = tune.Tuner(
-        tune.with_resources(trainable, trial_resources(spec)),
+        tune.with_resources(trainable, placement_groups(spec)),
         param_space=param_space,
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=False,
                                     trial_name_creator=lambda t: t.config["trial"]["key"],

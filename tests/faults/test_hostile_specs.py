@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.spec.model import SpecError
+from orchestrator.spec.problems import SpecError
 from orchestrator.spec.file import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]

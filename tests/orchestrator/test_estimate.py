@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cost.estimate import DIGITS, TINY_IMAGENET, Estimator, data_shape, forward_macs
+from orchestrator.cost.estimate import Estimator, data_shape, forward_macs
 from orchestrator.spec.plan import plan_trials
 from orchestrator.cost.schedule import Job, longest_first, lower_bound, makespan, simulate
 from orchestrator.spec.file import load_spec
+from trainer.data.shapes import DIGITS, TINY_IMAGENET
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER = REPO / "sweeps" / "paper.yaml"
@@ -59,6 +60,7 @@ def test_dry_run_on_this_machine_says_it_cannot_run_gpu_trials_here(tmp_path):
 
 def test_data_shape_prefers_dataset_json(tmp_path, digits_dataset):
     assert data_shape("builtin:digits", tmp_path).source.startswith("the known sizes of the built-in digits")
+    assert data_shape("builtin:digits", digits_dataset.parent).source == str(digits_dataset / "dataset.json")
     shape = data_shape(str(digits_dataset))
     assert (shape.train, shape.val, shape.image_size, shape.num_classes) == \
         (DIGITS.train, DIGITS.val, DIGITS.image_size, DIGITS.num_classes)

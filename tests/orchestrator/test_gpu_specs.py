@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.cost.packing import memory_warnings
 from orchestrator.spec.plan import plan_trials
-from orchestrator.spec.model import SpecError
+from orchestrator.spec.problems import SpecError
 from orchestrator.spec.file import load_spec
 from orchestrator.spec.validation import parse_spec
 

@@ -113,12 +113,13 @@ def test_status_lists_every_trial(small_sweep):
     trials = pd.read_parquet(root / "results" / "small" / "trials").set_index("trial_key")
     rows = {line.split()[0]: line.split() for line in lines[1:4]}
     assert lines[0].split() == ["trial", "status", "epochs", "latest", "%", "final", "%", "left", "error"]
-    assert sorted(rows) == sorted(trials.index) and len(lines) == 5
+    assert sorted(rows) == sorted(trials.index) and len(lines) == 6
     for key, (_, status, n, latest, final, left) in rows.items():
         assert (status, int(n)) == ("completed", EPOCHS)
         assert float(latest) == pytest.approx(epochs[epochs.trial_key == key]["val_err"].iloc[-1], abs=0.005)
         assert float(final) == pytest.approx(trials.loc[key, "final_val_err"], abs=0.005)
-    assert lines[4].startswith("remaining: 0 s of trial time")
+    assert lines[4] == "3/3 trials ended, 0 running; nothing left to run"
+    assert lines[5].startswith("remaining: 0 s of trial time")
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.launch.cluster import spec_problems_for_cluster
-from orchestrator.spec.model import SpecError, SweepSpec
+from orchestrator.spec.model import SweepSpec
+from orchestrator.spec.problems import SpecError
 from orchestrator.spec.file import load_spec
 from orchestrator.spec.validation import parse_spec
 from trainer.config import TrainSettings
@@ -128,6 +129,8 @@ def test_resources_for_with_by_batch_size(tmp_path):
     assert spec.resources_for(32) == {"cpu": 4, "gpu": 1}
     assert spec.resources_for(2) == {"cpu": 4, "gpu": 0.25}
     assert spec.resources_for(4) == {"cpu": 2, "gpu": 0.5}
+    assert spec.batch_sizes() == [2, 4, 8, 16, 32]
+    assert spec.model_copy(update={"replicas": 2}).trial_resources(32) == {"CPU": 4.0, "GPU": 2.0}  # GPU per replica
 
 
 def test_cluster_feasibility(tmp_path):

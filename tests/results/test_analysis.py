@@ -7,8 +7,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from results import analysis
+from results.claims import claims
+from results.frames import incomplete_trials, study_table, trial_results
 from results.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
+from results.studies import find_studies, study_kind
+from results.tables import markdown_table, table_markdown
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
@@ -63,8 +66,8 @@ def make_paper_like(sweep_dir: Path, *, seeds=(0,)) -> Path:
 
 
 def load(sweep_dir: Path):
-    results = analysis.trial_results(pd.read_parquet(sweep_dir / "epochs"), pd.read_parquet(sweep_dir / "trials"))
-    return results, analysis.find_studies(results)
+    results = trial_results(pd.read_parquet(sweep_dir / "epochs"), pd.read_parquet(sweep_dir / "trials"))
+    return results, find_studies(results)
 
 
 def by_topic(claims):
@@ -78,7 +81,7 @@ def test_final_error_is_the_median_of_the_last_five_epochs(tmp_path):
     r = results.set_index("trial_key")
     assert r.loc["bn-b32-s0", "final_val_err"] == 12.0 and r.loc["bn-b32-s0", "complete"]
     assert r.loc["gn-b32-g8-s0", "final_val_err"] == 40.0 and not r.loc["gn-b32-g8-s0", "complete"]
-    assert "running" in r.loc["gn-b32-g8-s0", "flag"] and "only 3 epochs" in r.loc["gn-b32-g8-s0", "flag"]
+    assert r.loc["gn-b32-g8-s0", "flag"] == "running, 3 epochs so far" and r.loc["bn-b32-s0", "flag"] == ""
 
 
 def test_trials_without_a_row_or_without_epochs_are_kept_and_flagged(tmp_path):
@@ -89,7 +92,7 @@ def test_trials_without_a_row_or_without_epochs_are_kept_and_flagged(tmp_path):
     r = results.set_index("trial_key")
     assert r.loc["gn-b32-g8-s0", "status"] == "unknown" and r.loc["gn-b32-g8-s0", "final_val_err"] == 25.0
     assert r.loc["in-b32-s0", "epochs"] == 0 and pd.isna(r.loc["in-b32-s0", "final_val_err"])
-    bad = analysis.incomplete_trials(results)
+    bad = incomplete_trials(results)
     assert set(bad["trial_key"]) == {"gn-b32-g8-s0", "in-b32-s0"}
     assert "ValueError: boom" in set(bad["error"])
 
@@ -105,7 +108,7 @@ def test_studies_are_classified_by_what_varies(tmp_path):
 
 def test_study_tables_hold_the_measured_and_paper_numbers(tmp_path):
     results, studies = load(make_paper_like(tmp_path))
-    tables = {s.name: analysis.study_table(results, s) for s in studies}
+    tables = {s.name: study_table(results, s) for s in studies}
     norms = tables["norms"].set_index("norm")
     assert list(norms.index) == ["bn", "ln", "in", "gn"]
     assert norms.loc["gn", "final_val_err"] == 31.0 and norms.loc["gn", "paper"] == 24.1
@@ -118,7 +121,7 @@ def test_study_tables_hold_the_measured_and_paper_numbers(tmp_path):
     assert groups.loc[1, "paper"] == 25.3 and groups.loc[8, "final_val_err"] == 30.5
     cpg = tables["cpg"].set_index("channels_per_group")
     assert cpg.loc[1, "paper"] == 28.4 and cpg.loc[16, "paper"] == 24.2
-    md = analysis.table_markdown(tables["batch_size"], next(s for s in studies if s.name == "batch_size"))
+    md = table_markdown(tables["batch_size"], next(s for s in studies if s.name == "batch_size"))
     lines = md.splitlines()
     assert lines[0].startswith("| norm | batch | val err % |") and "paper (ResNet-50, ImageNet) %" in lines[0]
     assert lines[1].startswith("| --- |") and "| BN | 2 | 42.0 | 34.7 | 6 |" in md and len(lines) == 8
@@ -127,19 +130,19 @@ def test_study_tables_hold_the_measured_and_paper_numbers(tmp_path):
 def test_seeds_are_aggregated_per_configuration(tmp_path):
     results, studies = load(make_paper_like(tmp_path, seeds=(0, 1, 2)))
     assert len(results) == 3 * 13
-    table = analysis.study_table(results, next(s for s in studies if s.name == "norms")).set_index("norm")
+    table = study_table(results, next(s for s in studies if s.name == "norms")).set_index("norm")
     assert table.loc["bn", "n_seeds"] == 3
     assert table.loc["bn", "final_val_err"] == pytest.approx(30.2)
     assert (table.loc["bn", "err_min"], table.loc["bn", "err_max"]) == pytest.approx((30.0, 30.4))
     assert table.loc["bn", "err_std"] == pytest.approx(0.2)
-    md = analysis.table_markdown(table.reset_index(), next(s for s in studies if s.name == "norms"))
+    md = table_markdown(table.reset_index(), next(s for s in studies if s.name == "norms"))
     assert "| BN | 30.2 | 30.0-30.4 | 3 |" in md
-    assert any("means over up to 3 seeds" in c.text for c in analysis.claims(results, studies))
+    assert any("means over up to 3 seeds" in c.text for c in claims(results, studies))
 
 
 def test_claims_state_the_measured_figures_and_verdicts(tmp_path):
     results, studies = load(make_paper_like(tmp_path))
-    c = by_topic(analysis.claims(results, studies))
+    c = by_topic(claims(results, studies))
     spread = c[("batch_size", "batch_spread")]
     assert "GN's error rose 0.4 points from batch 32 to 2 and BN's rose 12.0 points" in spread.text
     assert "smallest batch minus the error at the largest" in spread.text and "BN's rose 11.1" in spread.text
@@ -170,7 +173,7 @@ def test_claims_say_when_the_paper_is_not_reproduced(tmp_path):
     write_trial(tmp_path, "bn-b2-s0", "bn", 2, flat(16.4), studies=("batch_size",))
     write_trial(tmp_path, "gn-b2-g8-s0", "gn", 2, [55, 56, 57], studies=("batch_size",), groups=8, status="running")
     results, studies = load(tmp_path)
-    c = by_topic(analysis.claims(results, studies))
+    c = by_topic(claims(results, studies))
     spread = c[("batch_size", "batch_spread")]
     assert "GN's error rose 5.0 points from batch 32 to 2 and BN's rose 0.4 points" in spread.text
     assert "not reproduced here: BN's error did not rise" in spread.text and spread.reproduced is False
@@ -189,7 +192,7 @@ def batch_study_claims(sweep_dir: Path, errors: dict[str, dict[int, float]]) -> 
         for b, err in by_batch.items():
             write_trial(sweep_dir, f"{norm}-b{b}-s0", norm, b, flat(err), studies=("batch_size",),
                         groups=8 if norm == "gn" else None)
-    return by_topic(analysis.claims(*load(sweep_dir)))
+    return by_topic(claims(*load(sweep_dir)))
 
 
 def test_both_errors_falling_at_small_batch_is_not_the_papers_effect(tmp_path):
@@ -210,7 +213,7 @@ def test_bn_rising_while_gn_swings_more_says_gn_is_not_flat(tmp_path):
     spread = c[("batch_size", "batch_spread")]
     assert spread.reproduced is True and "BN's error grows more than GN's" in spread.text
     assert "GN's error is not flat across batches as in the paper: it varied by 20.3 points" in spread.text
-    flat_gn = by_topic(analysis.claims(*load(make_paper_like(tmp_path / "paper"))))
+    flat_gn = by_topic(claims(*load(make_paper_like(tmp_path / "paper"))))
     assert "not flat" not in flat_gn[("batch_size", "batch_spread")].text
 
 
@@ -219,15 +222,15 @@ def test_seed_cnn_is_compared_with_the_notebook(tmp_path):
         write_trial(tmp_path, f"{norm}-b32-s0", norm, 32, flat(err), model="seed_cnn",
                     groups=32 if norm == "gn" else None)
     results, studies = load(tmp_path)
-    table = analysis.study_table(results, studies[0]).set_index("norm")
+    table = study_table(results, studies[0]).set_index("norm")
     assert table.loc["ln", "notebook"] == 79.14 and table.loc["ln", "paper"] == 25.3
-    order = by_topic(analysis.claims(results, studies))[("norms", "norm_order")].text
+    order = by_topic(claims(results, studies))[("norms", "norm_order")].text
     assert "notebook: GN 72.8% < IN 74.2% < BN 74.8% < LN 79.1%" in order
     assert "the notebook's order is reproduced" in order
 
 
 def test_markdown_table_escapes_pipes():
-    md = analysis.markdown_table(["a", "b"], [["x|y", "1"]])
+    md = markdown_table(["a", "b"], [["x|y", "1"]])
     assert md == "| a | b |\n| --- | --- |\n| x\\|y | 1 |"
 
 
@@ -238,13 +241,13 @@ def test_the_study_kind_recorded_at_launch_wins_over_what_the_rows_show(tmp_path
     write_trial(tmp_path, "gn-b32-g8-s0", "gn", 32, flat(20.0), groups=8, studies=("batch",))
     results, inferred = load(tmp_path)
     assert [(s.name, s.kind) for s in inferred] == [("batch", "norms")]
-    recorded = analysis.find_studies(results, {"batch": "batch_size"})
+    recorded = find_studies(results, {"batch": "batch_size"})
     assert [(s.name, s.kind, s.dims) for s in recorded] == [("batch", "batch_size", ("norm",))]
-    assert analysis.claims(results, recorded) == []  # one batch: nothing to say about batch sizes yet
+    assert claims(results, recorded) == []  # one batch: nothing to say about batch sizes yet
 
 
 @pytest.mark.parametrize("varying,kind", [((), "single"), (("norm",), "norms"), (("norm", "batch_size"), "batch_size"),
                                           (("batch_size", "groups"), "groups"),
                                           (("channels_per_group",), "channels_per_group")])
 def test_study_kind(varying, kind):
-    assert analysis.study_kind(varying) == kind
+    assert study_kind(varying) == kind

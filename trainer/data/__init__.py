@@ -3,7 +3,8 @@ checking a prepared dataset, and the tf.data input pipeline over its shards.
 
 A prepared dataset is a directory of ``<split>-NNNNN-of-NNNNN.tfrecord`` shards holding the original JPEG bytes
 (features ``image``, ``label``, ``name``) plus ``dataset.json`` (``DatasetInfo``). Each module holds one part:
-``preparation`` (check, resolve, prepare a spec's dataset), ``manifest`` (dataset.json and its checks), ``sources``
+``preparation`` (check a spec's dataset, say where it is prepared, prepare it), ``shapes`` (the known sizes of
+Tiny ImageNet and the digits, before one is prepared), ``manifest`` (dataset.json and its checks), ``sources``
 and ``trees`` (reading raw datasets), ``shards`` and ``tfrecord`` (writing and reading records), ``download`` (the
 official archive), ``scratch`` (temporary folders a killed run leaves), ``progress``, and ``pipeline`` (tf.data).
 Importing this package never imports TensorFlow.

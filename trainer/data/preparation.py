@@ -15,13 +15,14 @@ from pathlib import Path
 
 from trainer.data import scratch
 from trainer.data.manifest import INFO_FILE, DataError, DatasetInfo, load_info
+from trainer.data.shapes import BUILTIN_DIGITS
 from trainer.data.shards import MAX_SHARDS, default_shards, write_shards
 from trainer.data.sources import canonical_source, open_source
 
 
 def check_dataset(spec_dataset: str) -> str | None:
     """A problem with a sweep spec's ``dataset`` value, or None; prepares nothing and never imports TensorFlow."""
-    if spec_dataset == "builtin:digits":
+    if spec_dataset == BUILTIN_DIGITS:
         return None
     path = Path(spec_dataset).expanduser()
     if not path.exists():
@@ -43,22 +44,27 @@ def check_dataset(spec_dataset: str) -> str | None:
     return f"{spec_dataset} is not a directory or a .zip archive"
 
 
-def resolve_dataset(spec_dataset: str, data_dir: str | Path) -> Path:
-    """The prepared directory for a sweep spec's ``dataset``: a prepared dir is used as is; builtin:digits and raw
-    Tiny ImageNet dirs or zips are prepared on demand under ``data_dir`` (once; later calls reuse them)."""
-    problem = check_dataset(spec_dataset)
-    if problem:
-        raise DataError(problem)
-    data_dir = Path(data_dir)
-    if spec_dataset == "builtin:digits":
-        out = data_dir / "digits"
-        prepare("digits", out)
-        return out
+def prepared_dir(spec_dataset: str, data_dir: str | Path) -> Path:
+    """Where a sweep spec's ``dataset`` is prepared, or would be: a prepared dir is itself; builtin:digits is
+    ``data_dir/digits``; a raw Tiny ImageNet dir or zip is ``data_dir/<its name>-shards``. Prepares nothing."""
+    if spec_dataset == BUILTIN_DIGITS:
+        return Path(data_dir) / "digits"
     path = Path(spec_dataset).expanduser()
     if (path / INFO_FILE).is_file():
         return path
-    out = data_dir / f"{path.stem if path.is_file() else path.name}-shards"
-    prepare(str(path), out)
+    return Path(data_dir) / f"{path.stem if path.is_file() else path.name}-shards"
+
+
+def resolve_dataset(spec_dataset: str, data_dir: str | Path) -> Path:
+    """The prepared directory for a sweep spec's ``dataset`` (``prepared_dir``): builtin:digits and raw Tiny ImageNet
+    dirs or zips are prepared there on demand (once; later calls reuse them)."""
+    problem = check_dataset(spec_dataset)
+    if problem:
+        raise DataError(problem)
+    path = Path(spec_dataset).expanduser()
+    out = prepared_dir(spec_dataset, data_dir)
+    if out != path:
+        prepare("digits" if spec_dataset == BUILTIN_DIGITS else str(path), out)
     return out
 
 
