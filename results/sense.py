@@ -60,8 +60,8 @@ def check_trials(table: pa.Table, where) -> None:
     keys = table["trial_key"].to_pylist()
     for i, status in enumerate(table["status"].to_pylist()):
         if status not in RECORDED_STATUSES:
-            raise damaged(where, TRIALS_WHAT, f"status: {quoted(status)} of trial {quoted(keys[i])}; one of "
-                                              f"{', '.join(RECORDED_STATUSES)}")
+            raise damaged(where, TRIALS_WHAT, f"status: {quoted(status)} of trial {quoted(keys[i])} is not a "
+                                              f"trial status")
     epochs = table["epochs"].to_numpy(zero_copy_only=False).astype(float)
     bad = _first(epochs < 0)
     if bad is not None:
