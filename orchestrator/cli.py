@@ -148,7 +148,9 @@ def report(
 @data_app.command("prepare")
 def data_prepare(
     source: str = typer.Argument(..., help="A Tiny ImageNet directory or zip, or 'digits'."),
-    out: Path = typer.Option(..., "--out", help="Directory to write shards and dataset.json into."),
+    out: str = typer.Option(..., "--out", help="Directory to write shards and dataset.json into, or an object-store "
+                            "URI such as s3://bucket/datasets/tiny-imagenet-200 (options as for --results); the "
+                            "shards are prepared locally and uploaded, dataset.json last."),
     shards: Optional[int] = typer.Option(None, "--shards", min=1, help="Train shards (default: by size)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images instead of stopping."),
 ) -> None:

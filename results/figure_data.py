@@ -62,20 +62,11 @@ def epoch_bands(epochs: pd.DataFrame, column: str, val_images: int | None) -> pd
 
 
 def config_intervals(results: pd.DataFrame, study: Study, val_images: int | None) -> pd.DataFrame:
-    """The study's table (``frames.study_table``) with each configuration's interval (``low``, ``high``) from its
-    seeds' final errors: the numbers its figure draws."""
-    table = study_table(results, study)
-    rows = results[results["trial_key"].isin(study.trial_keys)]
-    lows, highs = [], []
-    for r in table.itertuples():
-        same = np.ones(len(rows), dtype=bool)
-        for dim in DIMS:
-            value = getattr(r, dim)
-            same &= rows[dim].isna().to_numpy() if pd.isna(value) else (rows[dim] == value).fillna(False).to_numpy()
-        interval = error_interval(rows.loc[same, "final_val_err"], val_images)
-        lows.append(interval.low if interval else np.nan)
-        highs.append(interval.high if interval else np.nan)
-    return table.assign(low=lows, high=highs)
+    """The study's table (``frames.study_table``) with each configuration's interval (``low``, ``high``): the same
+    95% interval of its final error (``results.uncertainty``) that the report's table and verdicts use, so a figure
+    never shows a narrower bar than the claim it illustrates."""
+    table = study_table(results, study, val_images)
+    return table.assign(low=table["err_low"].clip(lower=0.0), high=table["err_high"].clip(upper=100.0))
 
 
 def figure_data(name: str, epochs: pd.DataFrame, results: pd.DataFrame, studies: list[Study],

@@ -13,6 +13,7 @@ import pandas as pd
 from results.paper import NORM_ORDER, references_for
 from results.schema import IN_PROGRESS, STOPPED, TrialStatus
 from results.studies import DIMS, Study
+from results.uncertainty import Runs, contrast, epoch_sd, pooled_sd
 from trainer.config import FINAL_EPOCHS, final_error
 
 CONFIG = ("model",) + DIMS
@@ -34,7 +35,8 @@ def _final(values: pd.Series) -> float:
 
 def trial_results(epochs: pd.DataFrame, trials: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per trial found in either table: config, status, epochs done, final val/train error (median of the
-    last FINAL_EPOCHS epochs), ``complete`` (completed with at least FINAL_EPOCHS epochs), ``flag`` (why not),
+    last FINAL_EPOCHS epochs) and the standard deviation of those epochs (``final_val_sd``, ``final_train_sd``),
+    ``complete`` (completed with at least FINAL_EPOCHS epochs), ``flag`` (why not),
     error message and studies. Trials without a trials row get status ``unknown``."""
     ep = _ints(epochs).drop_duplicates(["trial_key", "epoch"]).sort_values(["trial_key", "epoch"])
     by_trial = ep.groupby("trial_key", sort=True)
@@ -42,6 +44,8 @@ def trial_results(epochs: pd.DataFrame, trials: pd.DataFrame | None = None) -> p
         "epochs": by_trial.size(),
         "final_val_err": by_trial["val_err"].agg(_final),
         "final_train_err": by_trial["train_err"].agg(_final),
+        "final_val_sd": by_trial["val_err"].agg(lambda v: epoch_sd(v.tolist())),
+        "final_train_sd": by_trial["train_err"].agg(lambda v: epoch_sd(v.tolist())),
         "last_val_err": ep.groupby("trial_key")["val_err"].last(),
     })
     config_cols = list(CONFIG) + ["seed"]
@@ -94,9 +98,18 @@ def _sort_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df.loc[keys.sort_values(["n", "b", "g", "c"]).index].reset_index(drop=True)
 
 
-def study_table(results: pd.DataFrame, study: Study) -> pd.DataFrame:
-    """One row per configuration of the study: its varying columns, mean final error over seeds with min, max
-    and std, seeds, fewest epochs, statuses, whether all its trials are complete, and each applicable
+def runs_of(rows: pd.DataFrame, column: str = "val", images: int | None = None) -> Runs:
+    """The runs of one configuration's trials ``rows`` that have a final ``column`` ("val" or "train") error, for
+    its interval (``results.uncertainty``); ``images``: how many images that error is measured on."""
+    rows = rows[rows[f"final_{column}_err"].notna()]
+    finals = {int(s): float(e) for s, e in zip(rows["seed"], rows[f"final_{column}_err"])}
+    return Runs(finals, pooled_sd(rows[f"final_{column}_sd"].astype(float).tolist()), images)
+
+
+def study_table(results: pd.DataFrame, study: Study, val_images: int | None = None) -> pd.DataFrame:
+    """One row per configuration of the study: its varying columns, mean final error over seeds with min, max,
+    std and 95% interval (``err_low``, ``err_high``: ``results.uncertainty``, for ``val_images`` validation images
+    where known), seeds, fewest epochs, statuses, whether all its trials are complete, and each applicable
     reference's number and the difference (measured minus reference)."""
     rows = results[results["trial_key"].isin(study.trial_keys)]
     group_cols = list(CONFIG)
@@ -104,12 +117,15 @@ def study_table(results: pd.DataFrame, study: Study) -> pd.DataFrame:
     for config, g in rows.groupby(group_cols, dropna=False, sort=False):
         errs = g["final_val_err"].dropna()
         statuses = g["status"].value_counts()
+        interval = contrast([(runs_of(g, "val", val_images), 1.0)])
         table.append({
             **dict(zip(group_cols, config)),
             "final_val_err": errs.mean() if len(errs) else math.nan,
             "err_min": errs.min() if len(errs) else math.nan,
             "err_max": errs.max() if len(errs) else math.nan,
             "err_std": errs.std() if len(errs) > 1 else math.nan,
+            "err_low": interval.low if interval else math.nan,
+            "err_high": interval.high if interval else math.nan,
             "final_train_err": g["final_train_err"].mean(),
             "n_seeds": len(g),
             "epochs": int(g["epochs"].min()),

@@ -125,7 +125,10 @@ def _provisional(tables: list[pd.DataFrame]) -> tuple[bool, str]:
 
 
 def _interval_note(seeds: int, settings: FigureSettings, what: str = "Bars") -> str:
-    return f"{what}: {describe(seeds, settings.val_images)}."
+    """The note under a figure of final errors: its bars are the report's 95% intervals (results.uncertainty)."""
+    images = f"{settings.val_images:,} val images" if settings.val_images else "val size unknown"
+    return (f"{what}: 95% interval of the final error, as in the report's tables and verdicts (over {seeds} "
+            f"seed{'s' if seeds != 1 else ''}, {images}, and the last epochs' spread).")
 
 
 def plot_norm_curves(epochs: pd.DataFrame, study: Study, settings: FigureSettings) -> Figure:

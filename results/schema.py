@@ -69,6 +69,28 @@ TRIAL_SCHEMA = pa.schema(CONFIG_FIELDS + [
     pa.field("same_as", pa.string()),  # the trial whose run computed this one's figures (GN with G = 1 is LN), or null
 ])
 
+# <report dir>/claims.parquet: one row per paper claim checked (and per part of one made of several), written by
+# `gnsweep report` from the same records as the report's Findings. Differences are in points (percentage points of
+# top-1 error); low and high bound the measured value's 95% interval (results.uncertainty).
+CLAIM_SCHEMA = pa.schema([
+    pa.field("claim", pa.string()),  # what the paper says, as checked here
+    pa.field("study", pa.string()),
+    pa.field("topic", pa.string()),  # results.report.TOPICS
+    pa.field("measured", pa.float64()),  # the value of ``quantity``; null when a configuration has no run
+    pa.field("low", pa.float64()),
+    pa.field("high", pa.float64()),
+    pa.field("paper", pa.float64()),  # the same quantity in the paper (ResNet-50, ImageNet); null where it has none
+    pa.field("verdict", pa.string()),  # one of results.verdicts.VERDICTS
+    pa.field("seeds", pa.int32()),  # the fewest seeds of any configuration it compares
+    pa.field("epochs", pa.int32()),  # the fewest epochs of any of its trials
+    pa.field("would_decide", pa.string()),  # for an open verdict: the seeds or images, or the wait, that would decide
+    pa.field("quantity", pa.string()),  # what ``measured`` is, e.g. "GN b2 - BN b2"
+    pa.field("method", pa.string()),  # how the seeds entered the interval (paired, pooled, one seed)
+    pa.field("tolerance", pa.float64()),  # a no-change claim's tolerance in points; null for the others
+    pa.field("images", pa.int32()),  # validation (training, for training errors) images; null where unknown
+    pa.field("part_of", pa.string()),  # the claim this row is one part of (an order's pairs); null for a claim
+])
+
 # Columns added after the first release: files written before them lack them and read back as null there. Every
 # other column must be in every file (a file without them is not one of these tables).
 ADDED_LATER: frozenset[str] = frozenset({"precision", "same_as"})

@@ -25,17 +25,18 @@ import pyarrow.compute as pc
 from results import folding, sense
 from results.damage import DamagedResults, damaged
 from results.parquet_folder import ARROW_ERRORS, ParquetFolder, StoreError, write_file
-from results.records import EpochRow, SweepRecord, TrialRow
-from results.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
+from results.records import ClaimRow, EpochRow, SweepRecord, TrialRow
+from results.schema import CLAIM_SCHEMA, EPOCH_SCHEMA, TRIAL_SCHEMA
 from trainer.storage import Location
 
 __all__ = ["DamagedResults", "RowError", "StoreError", "SweepTables", "check_sweep", "fold_sweep", "fold_trial",
            "read_epoch_rows", "read_epochs", "read_sweep", "read_trial_rows", "read_trials", "trial_epochs_file",
-           "write_epoch_row", "write_sweep", "write_trial_epochs", "write_trial_row"]
+           "write_claim_rows", "write_epoch_row", "write_sweep", "write_trial_epochs", "write_trial_row"]
 
 EPOCHS = "epochs"
 TRIALS = "trials"
 SWEEP_FILE = "sweep.json"
+CLAIMS_FILE = "claims.parquet"  # in a report's folder
 Where = str | Path | Location
 
 
@@ -77,6 +78,13 @@ def write_epoch_row(sweep_dir: Where, row: EpochRow) -> bool:
 def write_trial_row(sweep_dir: Where, row: TrialRow) -> None:
     """Replace the trial's row in the trials table."""
     write_file(_table([row.to_dict()], TRIAL_SCHEMA), Location.of(sweep_dir) / TRIALS / f"{row.trial_key}.parquet")
+
+
+def write_claim_rows(report_dir: Where, rows: list[ClaimRow]) -> Location:
+    """Replace ``report_dir/claims.parquet`` with these rows (an empty table when there are none); returns where."""
+    where = Location.of(report_dir) / CLAIMS_FILE
+    write_file(_table([r.to_dict() for r in rows], CLAIM_SCHEMA), where)
+    return where
 
 
 class SweepTables:

@@ -15,12 +15,12 @@ DIM_HEADERS = {"norm": "norm", "batch_size": "batch", "groups": "groups G", "cha
 
 
 def table_markdown(table: pd.DataFrame, study: Study) -> str:
-    """The study table as markdown: the varying columns, error (mean over seeds, min-max when several), the
-    references and differences, seeds, epochs and status."""
+    """The study table as markdown: the varying columns, error (mean over seeds, the half-width of its 95% interval,
+    min-max when several), the references and differences, seeds, epochs and status."""
     dims = list(study.dims) or ["norm"]
     several = table["n_seeds"].max() > 1
     refs = [r for r in references_for(study.model) if r.key in table]
-    header = [DIM_HEADERS[d] for d in dims] + ["val err %"]
+    header = [DIM_HEADERS[d] for d in dims] + ["val err %", "±95%"]
     header += ["min-max %", "seeds"] if several else []
     for ref in refs:  # another model or dataset than the reference's: its numbers give direction, not a diff
         header += [f"{ref.label} %"] + ([] if ref.direction_only else [f"diff vs {ref.key}"])
@@ -29,6 +29,7 @@ def table_markdown(table: pd.DataFrame, study: Study) -> str:
     for r in table.itertuples():
         row = [md_inline(r.norm.upper()) if d == "norm" else _fmt(getattr(r, d)) for d in dims]
         row.append(_fmt(r.final_val_err) + ("" if r.complete else " *"))
+        row.append("-" if pd.isna(r.err_high) else f"±{(r.err_high - r.err_low) / 2:.1f}")
         if several:
             row += [f"{_fmt(r.err_min)}-{_fmt(r.err_max)}" if r.n_seeds > 1 else "", str(r.n_seeds)]
         for ref in refs:

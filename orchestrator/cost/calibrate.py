@@ -41,9 +41,13 @@ def shapes_of(spec) -> list:
 
 
 def prepared_data(spec, data_dir: Path) -> Path | None:
-    """The spec's prepared dataset if there is one (digits are prepared on the spot: seconds)."""
+    """The spec's prepared dataset if there is one locally (digits are prepared on the spot: seconds); one in object
+    storage is timed on generated shards of its shape, which its dataset.json gives."""
     from trainer import data
+    from trainer.storage import is_remote
 
+    if is_remote(spec.dataset):
+        return None
     if spec.dataset == BUILTIN_DIGITS:
         return data.resolve_dataset(spec.dataset, data_dir)
     shape = data_shape(spec.dataset, data_dir)

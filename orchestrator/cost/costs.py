@@ -115,6 +115,23 @@ def devices_fit(job: Job, cluster: devices.ClusterShape) -> bool:
     return any(n.get("CPU", 0) + 1e-9 >= job.cpu and n.get("GPU", 0) + 1e-9 >= job.gpu for n in cluster.nodes)
 
 
+def extra_seed(spec, est: Estimator, gpu: bool) -> tuple[int, float]:
+    """The runs one more seed in every study adds, and their device-hours (GPU-hours, or CPU-core-hours when not
+    ``gpu``): seeds cost alike, so this is the plan of one new seed."""
+    from orchestrator.spec.plan import plan_trials
+
+    new = max([*spec.seeds, *(seed for s in spec.studies.values() for seed in s.seeds or ())]) + 1
+    one = spec.model_copy(update={"seeds": [new], "studies": {n: s.model_copy(update={"seeds": None})
+                                                              for n, s in spec.studies.items()}})
+    runs = [t for t in plan_trials(one) if t.runs]
+    ests = {t.key: est.estimate(t.config, spec.trial_resources(t.config.batch_size)["CPU"]) for t in runs}
+    return len(runs), _hours(spec, runs, ests, gpu)
+
+
+def _fmt_hours(hours: float) -> str:
+    return f"{hours:,.0f}" if hours >= 100 else f"{hours:.3g}"
+
+
 def dry_run_lines(spec, trials, *, results, data_dir, address=None, gpus=None, cpus=None, device=None,
                   max_concurrent=None) -> list[str]:
     """The plan with each trial's estimated time per epoch and in all, then the totals."""
@@ -136,17 +153,26 @@ def dry_run_lines(spec, trials, *, results, data_dir, address=None, gpus=None, c
     unit = "CPU-core-hours" if cpu else f"{name} GPU-hours"
     hours = _hours(spec, trials, ests, not cpu)
     runs = sum(t.runs for t in trials)
+    extra_runs, extra_hours = extra_seed(spec, est, not cpu)
     lines += [
         f"data: {shape.source}",
         f"device: {est.describe()} ({why})",
         *([f"measured so far: {basis}"] if basis else []),
-        f"total: {runs} runs, {f'{hours:,.0f}' if hours >= 100 else f'{hours:.3g}'} {unit}"
+        f"total: {runs} runs, {_fmt_hours(hours)} {unit}"
         + (f" ({len(trials) - runs} trials share another's run)" if runs < len(trials) else ""),
+        f"seeds: {_seed_counts(spec)}; one more seed in every study adds {extra_runs} runs, "
+        f"{_fmt_hours(extra_hours)} {unit}",
         *wall_lines(spec, trials, ests, cluster, max_concurrent, unit, cpu),
     ]
     if problem := check_dataset(spec.dataset):
         lines.append(f"note: dataset: {problem}; a launch needs it")
     return lines
+
+
+def _seed_counts(spec) -> str:
+    """``3 per configuration``, or ``1 per configuration (3 in norms, 3 in groups)`` where studies set their own."""
+    own = [f"{len(s.seeds)} in {n}" for n, s in spec.studies.items() if s.seeds is not None]
+    return f"{len(spec.seeds)} per configuration" + (f" ({', '.join(own)})" if own else "")
 
 
 def order_and_record(sweep_dir: Location, spec, trials, pending, dataset_dir, *, results, device=None,

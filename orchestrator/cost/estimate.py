@@ -25,21 +25,28 @@ VAL_BATCH = 256
 
 def data_shape(spec_dataset: str, data_dir: str | Path = "data") -> DataShape:
     """The dataset's sizes from its ``dataset.json`` when it is prepared (where ``gnsweep launch`` would prepare
-    it), else its known sizes (``trainer.data.shapes``)."""
+    it, or in object storage), else its known sizes (``trainer.data.shapes``)."""
     from trainer.data import INFO_FILE, DataError, load_info
     from trainer.data.preparation import prepared_dir
+    from trainer.storage import is_remote
 
-    there = spec_dataset == BUILTIN_DIGITS or Path(spec_dataset).expanduser().exists()
-    prepared = prepared_dir(spec_dataset, data_dir) if there else None
-    if prepared is not None and (prepared / INFO_FILE).is_file():
+    if is_remote(spec_dataset):  # read from the bucket; named without the URI's options
+        prepared, shown = spec_dataset, f"{spec_dataset.split('?')[0].rstrip('/')}/{INFO_FILE}"
+        missing = f" ({shown} cannot be read)"
+    else:
+        there = spec_dataset == BUILTIN_DIGITS or Path(spec_dataset).expanduser().exists()
+        prepared = prepared_dir(spec_dataset, data_dir) if there else None
+        prepared = prepared if prepared is not None and (prepared / INFO_FILE).is_file() else None
+        shown = f"{prepared / INFO_FILE}" if prepared is not None else ""
+        missing = "" if there else f" ({spec_dataset} is not there yet)"
+    if prepared is not None:
         try:
             info = load_info(prepared)
             return DataShape(info.name, info.counts["train"], info.counts["val"], tuple(info.image_size),
-                             info.num_classes, f"{prepared / INFO_FILE}")
+                             info.num_classes, shown)
         except DataError:
             pass
     known = known_shape(spec_dataset)
-    missing = "" if there else f" ({spec_dataset} is not there yet)"
     return DataShape(known.name, known.train, known.val, known.image_size, known.num_classes,
                      f"{known.source}: {known.train:,} train / {known.val:,} val images, "
                      f"{known.image_size[0]}x{known.image_size[1]}, {known.num_classes} classes{missing}")

@@ -33,28 +33,33 @@ class LaunchOptions:
     device: str | None = None  # estimate for this device (A100, H100, H200, T4, A10G, CPU or a calibrated name)
 
 
-def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial]) -> None:
-    """Refuse to mix results of different training settings under one sweep name; record the plan (its keys and
-    its studies' kinds). Reads every results file first, so a damaged one is named before anything is written and
-    before Ray starts."""
+def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial], images: dict[str, int] | None = None
+                      ) -> None:
+    """Refuse to mix results of different training settings, or of datasets of other sizes, under one sweep name;
+    record the plan (its keys and its studies' kinds) and the dataset's image counts by split (``images``, which
+    the report's intervals need). Reads every results file first, so a damaged one is named before anything is
+    written and before Ray starts."""
     from results import store
     from results.records import SweepRecord
 
     store.check_sweep(sweep_dir)
     fingerprint = spec.fingerprint()
-    keys, kinds = [t.key for t in trials], study_kinds(spec)
+    keys, kinds, images = [t.key for t in trials], study_kinds(spec), dict(images or {})
     recorded = store.read_sweep(sweep_dir)
     if recorded is not None:
-        old = recorded.fingerprint
-        changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+        # a sweep launched before image counts were recorded has none: nothing to compare them with
+        old = {**recorded.fingerprint, **{f"images.{k}": v for k, v in recorded.images.items() if k in images}}
+        new = {**fingerprint, **{f"images.{k}": v for k, v in images.items() if k in recorded.images}}
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if changed:
-            diffs = "; ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in changed)
+            diffs = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
             raise LaunchError(f"{sweep_dir / store.SWEEP_FILE}: sweep {spec.name!r} was run with other settings "
                               f"({diffs}); give the spec a new name or use another --results directory")
         keys = list(dict.fromkeys([*recorded.trials, *keys]))
         kinds = {**recorded.studies, **kinds}
+        images = images or dict(recorded.images)
     try:
-        store.write_sweep(sweep_dir, SweepRecord(spec.name, fingerprint, tuple(keys), kinds))
+        store.write_sweep(sweep_dir, SweepRecord(spec.name, fingerprint, tuple(keys), kinds, images))
     except store.StoreError as e:
         raise LaunchError(f"--results: {e}") from None
 
@@ -120,13 +125,14 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
 
 @dataclass
 class SweepRun:
-    """One launch of one sweep: the spec and its planned trials, where results go, the prepared data, the options,
-    where lines are printed and the Ctrl-C/SIGTERM catcher."""
+    """One launch of one sweep: the spec and its planned trials, where results go, the prepared data (a directory,
+    or a Location in object storage that each node copies), the options, where lines are printed and the
+    Ctrl-C/SIGTERM catcher."""
 
     spec: object
     trials: list[PlannedTrial]
     sweep_dir: Location
-    dataset_dir: Path
+    dataset_dir: Path | Location
     opts: LaunchOptions
     echo: Callable[[str], None]
     catcher: object
@@ -247,8 +253,9 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
         sweep_dir = Location.of(opts.results) / spec.name
     except StorageError as e:
         raise LaunchError(f"--results {e}") from None
-    dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve()).resolve()
-    data.verify(dataset_dir, data.load_info(dataset_dir))
+    dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve())
+    dataset_dir = dataset_dir.resolve() if isinstance(dataset_dir, Path) else dataset_dir
+    data.check_prepared(dataset_dir)
     claim = lock_sweep(sweep_dir, spec.name, warn=lambda line: echo(line))
     try:
         return _run(SweepRun(spec, trials, sweep_dir, dataset_dir, opts, echo, catcher))
@@ -258,8 +265,15 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
 
 def _run(run: SweepRun) -> int:
     spec, trials, runs, sweep_dir, opts, echo = run.spec, run.trials, run.runs, run.sweep_dir, run.opts, run.echo
+<<<<<<< HEAD
     check_fingerprint(sweep_dir, spec, trials)
     fold_old_layout(sweep_dir, echo)
+=======
+    from trainer import data
+
+    counts = data.load_info(run.dataset_dir).counts
+    check_fingerprint(sweep_dir, spec, trials, {k: int(v) for k, v in counts.items() if k in ("train", "val") and v})
+>>>>>>> main
     pending, prior = pending_trials(sweep_dir, runs)
     record_shared(sweep_dir, trials, prior)
     if not pending:

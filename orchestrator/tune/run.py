@@ -4,7 +4,6 @@ about what is done, so a relaunch simply runs the trials that are not finished."
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -20,6 +19,7 @@ def run_trial(config: dict) -> None:
     from ray import tune
 
     from trainer import TrialConfig, train_trial
+    from trainer.data.cache import local_dataset
     from trainer.storage import Location
 
     trial = TrialConfig.from_dict(config["trial"]["config"])
@@ -37,7 +37,8 @@ def run_trial(config: dict) -> None:
         tune.report({**metrics.to_dict(), "node": node})
 
     checkpoint_dir = Location.of(config["checkpoint_root"]) / trial.key
-    train_trial(trial, config["dataset_dir"], checkpoint_dir, report, cpus=cpus, gpu=gpu)
+    with local_dataset(config["dataset_dir"]) as dataset_dir:  # a dataset in object storage: this node's copy
+        train_trial(trial, dataset_dir, checkpoint_dir, report, cpus=cpus, gpu=gpu)
 
 
 class NamedByTrialKey:
@@ -64,12 +65,13 @@ def placement_groups(spec):
     return resources
 
 
-def run_trials(spec, pending, *, sweep_dir, dataset_dir: Path, callbacks: list,
+def run_trials(spec, pending, *, sweep_dir, dataset_dir, callbacks: list,
                max_concurrent: int | None = None, trainable=run_trial):
     """Run ``pending`` planned trials on the connected Ray cluster, started in the order given (the launch puts the
     longest first: Tune's BasicVariantGenerator expands a single grid_search list in its order and its FIFO
     scheduler stages pending trials in that order); returns Tune's ResultGrid. ``sweep_dir`` is a
-    ``trainer.storage.Location`` (or a local path); Tune keeps its own state there too. ``trainable`` is
+    ``trainer.storage.Location`` (or a local path); Tune keeps its own state there too. ``dataset_dir`` is a
+    prepared directory every node sees, or a Location in object storage that each trial's node copies. ``trainable`` is
     replaceable for scheduling benchmarks and fault tests."""
     import logging
 

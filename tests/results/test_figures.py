@@ -12,7 +12,8 @@ import pytest
 from matplotlib.collections import PathCollection
 from matplotlib.colors import to_hex
 
-from results.frames import trial_results
+from results.uncertainty import Z
+from results.frames import study_table, trial_results
 from results.studies import find_studies
 from results.intervals import error_interval, sampling_error
 from results.paper import PAPER
@@ -116,7 +117,7 @@ def test_the_papers_numbers_are_on_their_own_axis(tmp_path):
     assert ours is not paper and paper.get_ylim()[1] < ours.get_ylim()[0]
 
 
-def test_bars_are_the_interval_from_seeds_and_sampling_error(tmp_path):
+def test_bars_are_the_reports_interval_never_narrower_than_sampling_error(tmp_path):
     _, results, studies = study_data(make_sweep(tmp_path))
     table = config_intervals(results, studies["batch_size"], 500)
     fig = plot_batch_errors(table, studies["batch_size"], FigureSettings(500))
@@ -126,14 +127,13 @@ def test_bars_are_the_interval_from_seeds_and_sampling_error(tmp_path):
     bn = table[table.norm == "bn"].sort_values("batch_size")
     segments = bars[0].lines[2][0].get_segments()  # one [(x, low), (x, high)] per batch size
     lows = sorted(round(seg[0][1], 6) for seg in segments)
-    expected = []
-    for b in bn["batch_size"]:
-        seeds = results[(results.norm == "bn") & (results.batch_size == b)]["final_val_err"]
-        expected.append(round(error_interval(seeds, 500).low, 6))
-        assert error_interval(seeds, 500).high - error_interval(seeds, 500).low >= 2 * 1.96 * sampling_error(
-            seeds.mean(), 500) - 1e-9
-    assert lows == sorted(expected)
-    assert any("range over 3 seeds" in t.get_text() and "500 val images" in t.get_text() for t in fig.texts)
+    report = study_table(results, studies["batch_size"], 500)  # the report's table and verdicts use these
+    report = report[report.norm == "bn"].sort_values("batch_size")
+    assert lows == sorted(round(v, 6) for v in report["err_low"])
+    for r in report.itertuples():
+        assert r.err_high - r.err_low >= 2 * Z * sampling_error(r.final_val_err, 500) - 1e-9
+    assert any("95% interval" in t.get_text() and "3 seeds" in t.get_text() and "500 val images" in t.get_text()
+               for t in fig.texts)
 
 
 def test_intervals_without_seeds_or_val_size():

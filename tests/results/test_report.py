@@ -24,9 +24,9 @@ def test_report_has_header_tables_sentences_and_figures(paper_report):
     assert "- Trials: 27 (26 completed, 1 failed)" in text and "Generated: " in text
     for heading in ("## Study `norms`", "## Study `batch_size`", "## Study `groups`", "## Study `cpg`"):
         assert heading in text
-    assert "| BN | 30.1 | 30.0-30.2 | 2 | 23.6 | 6 | completed x2 |" in text and "diff vs paper" not in text
+    assert "| BN | 30.1 | ±2.2 | 30.0-30.2 | 2 | 23.6 | 6 | completed x2 |" in text and "diff vs paper" not in text
     assert "GN's error rose 0.4 points from batch 32 to 2 and BN's rose 12.0 points" in text
-    assert "the paper's direction is reproduced here" in text
+    assert "That BN's error rises as the batch shrinks, and more than GN's, is reproduced (" in text
     assert "BN 30.1% < GN 31.1% < LN 33.1% < IN 36.1%" in text
 
 
@@ -79,7 +79,8 @@ def test_running_sweep_with_one_study_draws_only_its_figure(tmp_path):
     text = path.read_text()
     assert sorted(p.name for p in path.parent.glob("*.png")) == ["norms_error_vs_epoch.png"]
     assert "sweep still running (1 trials not finished)" in text
-    assert "At batch 32 the measured order is BN 16.0% < GN 60.0%" in text and "Provisional" in text
+    assert "At batch 32 the measured order is BN 16.0% < GN 60.0%" in text
+    assert "the order BN < GN at batch 32: **too early**" in text
     assert "| gn-b32-g8-s0 | running | 3 |" in text
 
 
