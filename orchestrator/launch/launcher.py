@@ -265,15 +265,11 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
 
 def _run(run: SweepRun) -> int:
     spec, trials, runs, sweep_dir, opts, echo = run.spec, run.trials, run.runs, run.sweep_dir, run.opts, run.echo
-<<<<<<< HEAD
-    check_fingerprint(sweep_dir, spec, trials)
-    fold_old_layout(sweep_dir, echo)
-=======
     from trainer import data
 
     counts = data.load_info(run.dataset_dir).counts
     check_fingerprint(sweep_dir, spec, trials, {k: int(v) for k, v in counts.items() if k in ("train", "val") and v})
->>>>>>> main
+    fold_old_layout(sweep_dir, echo)
     pending, prior = pending_trials(sweep_dir, runs)
     record_shared(sweep_dir, trials, prior)
     if not pending:
