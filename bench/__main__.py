@@ -16,6 +16,7 @@ SECTIONS = {
     "gn": ("bench.gn", "training step time of GN (and LN, IN) against BN"),
     "scheduling": ("bench.scheduling", "Ray Tune overhead of many short trials; a simulated GPU cluster"),
     "gpu": ("bench.gpu", "the GPU check: throughput grid, packed trials, input pipeline, a packed sweep (tiny on CPU)"),
+    "results": ("bench.results", "the results store at 2,500 rows (--full: also 25,000), local and on an S3 server"),
 }
 
 
@@ -47,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.strip().splitlines()[0])
     parser.add_argument("sections", nargs="*", metavar="SECTION",
                         help="; ".join(f"{k}: {v[1]}" for k, v in SECTIONS.items()) + " (default: all but gpu)")
+    parser.add_argument("--full", action="store_true", help="results: also a 25,000-row sweep (long on the S3 server)")
     args = parser.parse_args(argv)
     unknown = [s for s in args.sections if s not in SECTIONS]
     if unknown:
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(environment(), flush=True)
     with context() as ctx:
+        ctx.full = args.full
         print(f"  data: {', '.join(f'{d.label} ({len(d.jpeg_files)} train images)' for d in ctx.datasets)}"
               + ("" if ctx.sample else "; GNSWEEP_TINY_IMAGENET_SAMPLE unset, so no Tiny ImageNet figures"), flush=True)
         for name in chosen:

@@ -102,6 +102,7 @@ class Context:
     scratch: Path
     digits: Dataset
     sample: Dataset | None
+    full: bool = False  # --full: the sections' full sizes
 
     @property
     def datasets(self) -> list[Dataset]:

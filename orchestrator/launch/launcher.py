@@ -75,6 +75,19 @@ def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial], ima
         raise LaunchError(f"--results: {e}") from None
 
 
+def fold_old_layout(sweep_dir: Location, echo: Callable[[str], None]) -> None:
+    """Fold the epoch rows of sweeps written one file per row into one file per trial (``results.folding``), before
+    anything runs: reading them back stays fast, and the results writer finds one file per trial."""
+    from results import store
+
+    try:
+        folded = store.fold_sweep(sweep_dir)
+    except store.StoreError as e:
+        raise LaunchError(f"--results: {e}") from None
+    if folded:
+        echo(f"folded the epoch rows of {len(folded)} trial(s) into one file per trial ({sweep_dir / store.EPOCHS})")
+
+
 def pending_trials(sweep_dir: Location, trials: list[PlannedTrial]) -> tuple[list[PlannedTrial], dict]:
     """Trials not finished in earlier launches, and the earlier trials-table rows (``TrialRow`` by key, for attempts
     and times)."""
@@ -308,6 +321,7 @@ def _run(run: SweepRun) -> int:
 
     counts = data.load_info(run.dataset_dir).counts
     check_fingerprint(sweep_dir, spec, trials, {k: int(v) for k, v in counts.items() if k in ("train", "val") and v})
+    fold_old_layout(sweep_dir, echo)
     pending, prior = pending_trials(sweep_dir, runs)
     record_shared(sweep_dir, trials, prior)
     if not pending:

@@ -1,7 +1,10 @@
 """The driver-side writer: a Ray Tune callback that turns each reported epoch into a Parquet row as it arrives and
 keeps the trials table current (running, completed, diverged, failed, interrupted). A trial that shares another's
 run (GN with G = 1 is LN) gets its own trials row and TensorBoard run whenever its run's are written, so every
-trial name of the plan is a row; its epochs stay stored once, under the run."""
+trial name of the plan is a row; its epochs stay stored once, under the run.
+
+It keeps each trial's rows in memory, read once when it first meets the trial (old-layout files folded then), so an
+epoch costs two whole-file writes (the trial's epochs file and its trials row) and no read, whatever the epoch."""
 from __future__ import annotations
 
 import dataclasses
@@ -32,9 +35,9 @@ def config_columns(sweep: str, trial_key: str, trial: dict) -> dict:
             "precision": (trial.get("train") or {}).get("precision", "float32")}
 
 
-def trial_row(sweep_dir: store.Where, base: TrialRow, *, status: str, error: str | None = None) -> TrialRow:
-    """``base`` with the figures of the epochs on disk, so the row is right after any crash."""
-    epochs = store.read_epoch_rows(sweep_dir, base.trial_key)
+def trial_row(base: TrialRow, epochs: Sequence[EpochRow], *, status: str, error: str | None = None) -> TrialRow:
+    """``base`` with the figures of the trial's epoch rows as stored (``epochs``), so the row is right after any
+    crash."""
     finite = [r.val_err for r in epochs if math.isfinite(r.val_err)]
     return dataclasses.replace(
         base, status=status, epochs=len(epochs), error=error, final_val_err=final_error([r.val_err for r in epochs]),
@@ -98,6 +101,8 @@ class ResultsWriter(tune.Callback):
         self.prior_epochs = prior_epochs  # the epochs table as the launch read it
         self.new_epochs: list[dict] = []  # the epoch rows written since
         self.diverged: set[str] = set()
+        self.epochs: dict[str, dict[int, EpochRow]] = {}  # trial_key -> its stored rows by epoch
+        self.written: dict[str, TrialRow] = {}  # trial_key -> the trials row this writer last stored
         self.failure: store.StoreError | None = None  # the first results file that could not be written
 
     def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -107,11 +112,11 @@ class ResultsWriter(tune.Callback):
         epochs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=EPOCH_SCHEMA.names)
         return epochs, pd.DataFrame([r.to_dict() for r in self.rows.values()], columns=TRIAL_SCHEMA.names)
 
-    def _store(self, write, row):
-        """Write a row; a StoreError stops the sweep (Tune re-raises it from ``fit``, wrapped in a TuneError), so it
+    def _store(self, write, *args):
+        """Write rows; a StoreError stops the sweep (Tune re-raises it from ``fit``, wrapped in a TuneError), so it
         is kept here for the launcher to report as one line."""
         try:
-            return write(self.sweep_dir, row)
+            return write(self.sweep_dir, *args)
         except store.StoreError as e:
             self.failure = self.failure or e
             raise
@@ -126,14 +131,28 @@ class ResultsWriter(tune.Callback):
         self.rows[key] = row
         return row
 
+    def _epochs(self, key: str) -> dict[int, EpochRow]:
+        """The trial's stored rows by epoch, read (and folded, if the sweep has old-layout files) the first time."""
+        if key not in self.epochs:
+            self.epochs[key] = {r.epoch: r for r in store.fold_trial(self.sweep_dir, key)}
+        return self.epochs[key]
+
+    def _rows(self, key: str) -> list[EpochRow]:
+        return sorted(self._epochs(key).values(), key=lambda r: r.epoch)
+
     def _write_trial(self, row: TrialRow) -> None:
-        """The run's trials row, then each of its shared trials' rows made from it."""
+        """The run's trials row, then each of its shared trials' rows made from it; nothing when the row is the one
+        last written (an epoch reported again after a resume changes nothing)."""
+        if self.written.get(row.trial_key) == row:
+            return
         self._store(store.write_trial_row, row)
         for alias in self.shared.get(row.trial_key, ()):
             self._store(store.write_trial_row, alias.trial_row(row))
+        self.written[row.trial_key] = row
 
     def _update(self, trial, status: str, error: str | None = None) -> None:
-        row = trial_row(self.sweep_dir, self._base(trial), status=status, error=error)
+        base = self._base(trial)
+        row = trial_row(base, self._rows(base.trial_key), status=status, error=error)
         self.rows[row.trial_key] = row
         self._write_trial(row)
 
@@ -157,7 +176,10 @@ class ResultsWriter(tune.Callback):
         base = self._base(trial)
         row = EpochRow.of({k: getattr(base, k) for k in CONFIG_COLUMNS}, result, attempt=base.attempts - 1,
                           node=result.get("node"), recorded_at=now(), precision=base.precision)
-        if self._store(store.write_epoch_row, row):
+        stored = self._epochs(base.trial_key)
+        if row.epoch not in stored:  # the first write wins: an epoch reported again (a resume) keeps its row
+            self._store(store.write_trial_epochs, base.trial_key, [*self._rows(base.trial_key), row])
+            stored[row.epoch] = row
             self.new_epochs.append(row.to_dict())
         self._tensorboard(row.to_dict())
         if not math.isfinite(row.train_loss) or not math.isfinite(row.val_loss):
@@ -178,6 +200,6 @@ class ResultsWriter(tune.Callback):
         (a relaunch resumes them); returns their keys."""
         stopped = [key for key, row in self.rows.items() if row.status == TrialStatus.RUNNING]
         for key in stopped:
-            self.rows[key] = trial_row(self.sweep_dir, self.rows[key], status=TrialStatus.INTERRUPTED)
+            self.rows[key] = trial_row(self.rows[key], self._rows(key), status=TrialStatus.INTERRUPTED)
             self._write_trial(self.rows[key])
         return stopped

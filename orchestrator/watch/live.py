@@ -3,7 +3,9 @@ shared or not, has ended, or no launch runs the sweep any more; read from the re
 machine that sees the results, beside any launch. Its counts and time left are ``tally``'s, as in ``status`` and the
 launch's progress line.
 
-Without a terminal (a pipe, a log file) the table is printed again whenever it changes, without colour codes.
+Each redraw lists the sweep's folders and fetches only the files written since the last one
+(``results.store.SweepTables``): the running trials' files, not the whole sweep. Without a terminal (a pipe, a log
+file) the table is printed again whenever it changes, without colour codes.
 """
 from __future__ import annotations
 
@@ -69,7 +71,8 @@ def watch(sweep_dir: store.Where, *, interval: float = 2.0, console=None) -> str
 
     sweep_dir = Location.of(sweep_dir)
     console = console or Console()
-    tally = read_tally(sweep_dir)
+    tables = store.SweepTables(sweep_dir)
+    tally = read_tally(sweep_dir, tables)
     if not console.is_terminal:
         console.width = max(console.width, PLAIN_WIDTH)
         last = None
@@ -81,13 +84,13 @@ def watch(sweep_dir: store.Where, *, interval: float = 2.0, console=None) -> str
             if tally.finished or (gone := launch_gone(sweep_dir, tally)):
                 return None if tally.finished else gone
             time.sleep(interval)
-            tally = read_tally(sweep_dir)
+            tally = read_tally(sweep_dir, tables)
     gone = None
     try:
         with Live(render(tally, sweep_dir.name), console=console, auto_refresh=False) as live:
             while not tally.finished and not (gone := launch_gone(sweep_dir, tally)):
                 time.sleep(interval)
-                tally = read_tally(sweep_dir)
+                tally = read_tally(sweep_dir, tables)
                 live.update(render(tally, sweep_dir.name), refresh=True)
     except KeyboardInterrupt:
         pass

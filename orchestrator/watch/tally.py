@@ -145,10 +145,15 @@ def tally(record: SweepRecord, epochs: pd.DataFrame, trials: pd.DataFrame, plan:
     return Tally(tuple(states), total, wall, trial_seconds, basis)
 
 
-def read_tally(sweep_dir: store.Where) -> Tally:
-    """``tally`` of the sweep at ``sweep_dir`` as its results store has it. Raises TallyError when there is no sweep
-    there, DamagedResults naming a results file that is not what gnsweep wrote."""
+def read_tally(sweep_dir: store.Where, tables: store.SweepTables | None = None) -> Tally:
+    """``tally`` of the sweep at ``sweep_dir`` as its results store has it; ``tables`` kept from an earlier read
+    (``status --watch``) fetch only the files written since. Raises TallyError when there is no sweep there,
+    DamagedResults naming a results file that is not what gnsweep wrote."""
     record = store.read_sweep(sweep_dir)
     if record is None:
         raise TallyError(f"{sweep_dir}: no sweep here (no sweep.json); check the name and --results")
-    return tally(record, store.read_epochs(sweep_dir), store.read_trials(sweep_dir), store.read_plan(sweep_dir))
+    if tables is None:
+        epochs, trials = store.read_epochs(sweep_dir), store.read_trials(sweep_dir)
+    else:
+        epochs, trials = tables.epochs().to_pandas(), tables.trials().to_pandas()
+    return tally(record, epochs, trials, store.read_plan(sweep_dir))

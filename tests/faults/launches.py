@@ -177,13 +177,16 @@ class Launch:
 
 # --- results ---------------------------------------------------------------------------------------------------
 
-def epoch_files(sweep_dir: Path, trial_key: str | None = None) -> dict[str, int]:
-    """Visible epoch files (name -> mtime_ns)."""
+def epoch_rows(sweep_dir: Path, trial_key: str | None = None) -> dict[str, int]:
+    """The epoch rows recorded so far, as read with plain pandas: ``<trial_key>-e<epoch>`` -> when it was recorded
+    (ns). A row rewritten (an epoch trained again) would be recorded anew."""
     d = sweep_dir / "epochs"
-    if not d.is_dir():
+    if not d.is_dir() or not any(p.suffix == ".parquet" and not p.name.startswith(".") for p in d.iterdir()):
         return {}
-    prefix = f"{trial_key}-e" if trial_key else ""
-    return {p.name: p.stat().st_mtime_ns for p in d.glob(f"{prefix}*.parquet") if not p.name.startswith(".")}
+    rows = pd.read_parquet(d, columns=["trial_key", "epoch", "recorded_at"])
+    if trial_key:
+        rows = rows[rows["trial_key"] == trial_key]
+    return {f"{k}-e{e:04d}": t.value for k, e, t in zip(rows["trial_key"], rows["epoch"], rows["recorded_at"])}
 
 
 def trials_table(sweep_dir: Path) -> pd.DataFrame:
@@ -238,7 +241,7 @@ class ResultsPoller(threading.Thread):
             except FileNotFoundError:
                 continue
         epochs_dir, trials_dir = self.sweep_dir / "epochs", self.sweep_dir / "trials"
-        if not epoch_files(self.sweep_dir):
+        if not epoch_rows(self.sweep_dir):
             return
         try:
             epochs = pd.read_parquet(epochs_dir)

@@ -3,16 +3,16 @@ then every process left in its session: Ray's gcs, raylet, agents and workers), 
 
 Kill moments: (1) during startup, once a trial's worker has started and is loading TensorFlow and the data, before any
 epoch row; (2) right after a state change in mid-sweep: one trial just recorded completed, the other has its first
-epoch file and is in its second epoch. The callback writes the trial's row right after each epoch file, so the kill
-can also land inside a Parquet write; what such a kill leaves (a hidden ``.<id>.tmp`` holding part of a file,
-as ``_write_atomic`` renames only complete files) is planted before the relaunch, which must ignore it.
+epoch row and is in its second epoch. The callback writes the trial's row right after its epochs file, so the kill
+can also land inside a Parquet write; what such a kill leaves (a hidden ``.<id>.tmp`` holding part of a file, as
+``Location.write_bytes`` renames only complete files) is planted before the relaunch, which must ignore it.
 """
 import json
 import socket
 
 import pandas as pd
 import pytest
-from launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_files, session_pids, statuses, \
+from launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_rows, session_pids, statuses, \
     trials_table, write_spec
 
 from results import store
@@ -27,14 +27,14 @@ def completed_and_half_trained(sweep_dir):
         if len(done) != 1:
             return len(done) > 1
         other = SLOW if done[0] == FAST else FAST
-        return bool(epoch_files(sweep_dir, other))
+        return bool(epoch_rows(sweep_dir, other))
     return condition
 
 
 def plant_partial_files(sweep_dir, half: str) -> list:
     """What a SIGKILL in the middle of ``pq.write_table`` leaves: a hidden temp file holding the start of a file."""
     planted = []
-    whole = (sweep_dir / "epochs" / f"{half}-e0001.parquet").read_bytes()
+    whole = (sweep_dir / "epochs" / f"{half}.parquet").read_bytes()
     for path in (sweep_dir / "epochs" / f".{'deadbeef' * 4}.tmp", sweep_dir / "trials" / f".{'deadbeef' * 4}.tmp",
                  sweep_dir / "epochs" / f".{half}-e{EPOCHS:04d}.parquet.deadbeef.tmp",  # as earlier versions named them
                  sweep_dir / "trials" / f".{half}.parquet.deadbeef.tmp"):
@@ -55,7 +55,7 @@ def killed_twice(tmp_path_factory, digits_dataset):
     # (1) startup: a trial's worker has started (its row says running), no epoch yet
     first = Launch(spec, results, cwd=root)
     first.wait_for(lambda: not trials_table(sweep_dir).empty, "a trial row")
-    story["epochs_at_first_kill"] = epoch_files(sweep_dir)
+    story["epochs_at_first_kill"] = epoch_rows(sweep_dir)
     story["killed"].append(first.kill())
     story["left_after_first_kill"] = session_pids(first.sid)
     story["first_pid"] = first.proc.pid
@@ -66,7 +66,8 @@ def killed_twice(tmp_path_factory, digits_dataset):
     second.wait_for(completed_and_half_trained(sweep_dir), "one trial completed and the other half-trained")
     story["killed"].append(second.kill())
     story["left_after_second_kill"] = session_pids(second.sid)
-    story["files_at_kill"] = epoch_files(sweep_dir)
+    story["rows_at_kill"] = epoch_rows(sweep_dir)
+    story["file_mtimes_at_kill"] = {p.name: p.stat().st_mtime_ns for p in (sweep_dir / "epochs").glob("*.parquet")}
     story["trials_at_kill"] = trials_table(sweep_dir).set_index("trial_key")
     story["epochs_at_kill"] = pd.read_parquet(sweep_dir / "epochs")
     done = [k for k, s in story["trials_at_kill"]["status"].items() if s == "completed"]
@@ -111,16 +112,18 @@ def test_completed_trial_is_not_run_again(killed_twice):
     before = killed_twice["trials_at_kill"].loc[done]
     after = trials_table(sweep_dir).set_index("trial_key").loc[done]
     assert after["attempts"] == before["attempts"] and after["ended_at"] == before["ended_at"]
-    files = {n: t for n, t in killed_twice["files_at_kill"].items() if n.startswith(f"{done}-e")}
-    assert len(files) == EPOCHS and epoch_files(sweep_dir, done) == files, "its epoch files were rewritten"
+    rows = {n: t for n, t in killed_twice["rows_at_kill"].items() if n.startswith(f"{done}-e")}
+    assert len(rows) == EPOCHS and epoch_rows(sweep_dir, done) == rows, "its epoch rows were recorded again"
+    own = sweep_dir / "epochs" / f"{done}.parquet"
+    assert own.stat().st_mtime_ns == killed_twice["file_mtimes_at_kill"][own.name], "its epochs file was rewritten"
 
 
 @pytest.mark.slow
 def test_half_trained_trial_resumes_from_its_checkpoint(killed_twice):
     sweep_dir, half = killed_twice["sweep_dir"], killed_twice["half"]
-    kept = {n: t for n, t in killed_twice["files_at_kill"].items() if n.startswith(f"{half}-e")}
-    assert sorted(kept) == [f"{half}-e0001.parquet"]
-    assert {n: t for n, t in epoch_files(sweep_dir, half).items() if n in kept} == kept
+    kept = {n: t for n, t in killed_twice["rows_at_kill"].items() if n.startswith(f"{half}-e")}
+    assert sorted(kept) == [f"{half}-e0001"]
+    assert {n: t for n, t in epoch_rows(sweep_dir, half).items() if n in kept} == kept
     rows = pd.read_parquet(sweep_dir / "epochs").query("trial_key == @half").set_index("epoch")["attempt"]
     attempts = int(trials_table(sweep_dir).set_index("trial_key").loc[half, "attempts"])
     assert rows[1] < rows[2] == attempts - 1, rows

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from launches import Launch, assert_one_row_per_epoch, epoch_files, gnsweep, session_pids, statuses, write_spec
+from launches import Launch, assert_one_row_per_epoch, epoch_rows, gnsweep, session_pids, statuses, write_spec
 
 EPOCHS = 3
 KEYS = ("bn-b64-s0", "gn-b64-g8-s0")
@@ -62,10 +62,10 @@ def http_status(url: str, token: str | None = None) -> int:
 
 
 def mid_trial(sweep_dir: Path, before: dict):
-    """True once an epoch file that was not in ``before`` appears while some trial still has epochs to go."""
+    """True once an epoch row that was not in ``before`` appears while some trial still has epochs to go."""
     def condition():
-        new = set(epoch_files(sweep_dir)) - set(before)
-        return bool(new) and len(epoch_files(sweep_dir)) < len(KEYS) * EPOCHS
+        rows = epoch_rows(sweep_dir)
+        return bool(set(rows) - set(before)) and len(rows) < len(KEYS) * EPOCHS
     return condition
 
 
@@ -89,10 +89,10 @@ def stopped_twice(tmp_path_factory, digits_dataset):
         story.update(dashboard_port=port, without_token=http_status(url), with_token=http_status(url, token))
         claim = sweep_dir / "launch.json"
         story["claim"] = json.loads(claim.read_text()) if claim.exists() else {}
-        files, plan = epoch_files(sweep_dir), (sweep_dir / "sweep.json").stat().st_mtime_ns
+        files, plan = epoch_rows(sweep_dir), (sweep_dir / "sweep.json").stat().st_mtime_ns
         story["second"] = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=root)
         story["second_changed"] = [what for what, same in [
-            ("epoch files", {n: t for n, t in epoch_files(sweep_dir).items() if n in files} == files),
+            ("epoch rows", {n: t for n, t in epoch_rows(sweep_dir).items() if n in files} == files),
             ("sweep.json", (sweep_dir / "sweep.json").stat().st_mtime_ns == plan),
             ("claim", (json.loads(claim.read_text()) if claim.exists() else {}).get("id") == story["claim"].get("id"))]
             if not same]
@@ -101,7 +101,7 @@ def stopped_twice(tmp_path_factory, digits_dataset):
         story["rc1"] = first.wait(120)
     finally:
         first.kill()
-    story.update(first=first, statuses1=statuses(sweep_dir), files1=epoch_files(sweep_dir),
+    story.update(first=first, statuses1=statuses(sweep_dir), files1=epoch_rows(sweep_dir),
                  claim_left1=(sweep_dir / "launch.json").exists())
 
     # (2) the relaunch resumes; SIGTERM to the driver once it recorded a new epoch
@@ -113,7 +113,7 @@ def stopped_twice(tmp_path_factory, digits_dataset):
         story["rc2"] = second.wait(120)
     finally:
         second.kill()
-    story.update(sigterm=second, statuses2=statuses(sweep_dir), files2=epoch_files(sweep_dir))
+    story.update(sigterm=second, statuses2=statuses(sweep_dir), files2=epoch_rows(sweep_dir))
 
     # (3) and once more, to the end
     third = Launch(spec, results, cwd=root)
@@ -182,7 +182,7 @@ def test_relaunch_resumes_the_interrupted_trials(stopped_twice):
     epochs = pd.read_parquet(sweep_dir / "epochs")
     assert_one_row_per_epoch(epochs, {k: EPOCHS for k in KEYS})
     # epochs recorded before each signal were kept, not trained again
-    assert {n: t for n, t in epoch_files(sweep_dir).items() if n in stopped_twice["files2"]} == stopped_twice["files2"]
+    assert {n: t for n, t in epoch_rows(sweep_dir).items() if n in stopped_twice["files2"]} == stopped_twice["files2"]
     # a trial stopped after some of its epochs went on from its checkpoint in a later attempt, and said so
     half = {k: n for k in KEYS if 0 < (n := sum(f.startswith(f"{k}-e") for f in stopped_twice["files2"])) < EPOCHS}
     assert half, stopped_twice["files2"]

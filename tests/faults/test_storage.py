@@ -99,7 +99,7 @@ def storage_faults(tmp_path_factory, digits_dataset):
 def test_disk_full_keeps_what_was_written_readable(storage_faults):
     f = storage_faults
     assert f.full_rc not in (0, 97), f.full.tail()
-    assert sorted(p.name for p in f.saved.iterdir()) == [f"{KEY}-e0001.parquet"], "a partial file was left"
+    assert sorted(p.name for p in f.saved.iterdir()) == [f"{KEY}.parquet"], "a partial file was left"
     rows = pd.read_parquet(f.saved)
     assert rows["epoch"].tolist() == [1] and rows["trial_key"].tolist() == [KEY]
 
@@ -107,20 +107,20 @@ def test_disk_full_keeps_what_was_written_readable(storage_faults):
 @pytest.mark.slow
 def test_disk_full_is_one_line_naming_the_file(storage_faults):
     f = storage_faults
-    storage_error(f.full, f.full_rc, str(f.full_epochs / f"{KEY}-e0002.parquet"), "No space left on device")
+    storage_error(f.full, f.full_rc, str(f.full_epochs / f"{KEY}.parquet"), "No space left on device")
 
 
 @pytest.mark.slow
 def test_read_only_keeps_what_was_written_readable(storage_faults):
     f = storage_faults
     assert f.ro_rc not in (0, 97) and "gnsweep-test:" not in f.ro.stderr, f.ro.tail()
-    assert f.ro_files == [f"{KEY}-e0001.parquet"], "a partial or hidden file was left"
+    assert f.ro_files == [f"{KEY}.parquet"], "a partial or hidden file was left"
 
 
 @pytest.mark.slow
 def test_read_only_is_one_line_naming_the_file(storage_faults):
     f = storage_faults
-    storage_error(f.ro, f.ro_rc, str(f.ro_epochs / f"{KEY}-e0002.parquet"), "Read-only file system")
+    storage_error(f.ro, f.ro_rc, str(f.ro_epochs / f"{KEY}.parquet"), "Read-only file system")
 
 
 @pytest.mark.slow
@@ -133,13 +133,17 @@ def test_relaunch_once_writable_loses_no_row(storage_faults):
 
 
 def test_unwritable_results_directory_is_one_line_naming_the_file(tmp_path):
-    """ENOTDIR/EEXIST: a regular file where ``epochs/`` should be."""
+    """ENOTDIR/EEXIST: a regular file where ``epochs/`` should be. The results writer's write names the file it
+    could not write; a reader names the file that is not a folder."""
     (tmp_path / "epochs").write_text("a file where the epochs directory should be")
     row = {**dict.fromkeys(EPOCH_SCHEMA.names), "trial_key": KEY, "epoch": 1}
     with pytest.raises(store.StoreError) as e:
-        store.write_epoch_row(tmp_path, EpochRow(**row))
-    assert str(e.value).startswith(f"cannot write {tmp_path / 'epochs' / KEY}-e0001.parquet: ")
+        store.write_trial_epochs(tmp_path, KEY, [EpochRow(**row)])
+    assert str(e.value).startswith(f"cannot write {tmp_path / 'epochs' / KEY}.parquet: ")
     assert "\n" not in str(e.value)
+    with pytest.raises(store.DamagedResults) as e:
+        store.read_epochs(tmp_path)
+    assert str(e.value).startswith(f"{tmp_path / 'epochs'}: not a folder of epoch rows (")
 
 
 def fake_trial(key: str, config: dict):

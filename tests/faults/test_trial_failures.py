@@ -10,7 +10,7 @@ import signal
 import numpy as np
 import pandas as pd
 import pytest
-from launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_files, gnsweep, trial_workers, \
+from launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_rows, gnsweep, trial_workers, \
     write_spec
 
 EPOCHS = 2
@@ -27,11 +27,11 @@ def kill_each_after_its_first_epoch(launch, sweep_dir) -> dict[str, list[str]]:
 
     def kill_ready() -> bool:
         for key in KILLED:
-            if key not in killed and epoch_files(sweep_dir, key):
+            if key not in killed and epoch_rows(sweep_dir, key):
                 workers = trial_workers(launch.sid, key)
                 assert len(workers) == 1, f"expected one worker for {key}, found {workers}\n{launch.tail()}"
                 os.kill(workers[0], signal.SIGKILL)
-                killed[key] = sorted(epoch_files(sweep_dir, key))
+                killed[key] = sorted(epoch_rows(sweep_dir, key))
         return len(killed) == len(KILLED)
 
     launch.wait_for(kill_ready, f"a first epoch of each of {KILLED}", timeout=600)
@@ -88,7 +88,7 @@ def test_raising_trial_is_retried_then_recorded_failed_with_its_error(failing_sw
 @pytest.mark.parametrize("key", KILLED)
 def test_killed_worker_resumes_from_its_checkpoint(failing_sweep, key):
     sweep_dir = failing_sweep["sweep_dir"]
-    assert failing_sweep["killed_after"][key] == [f"{key}-e0001.parquet"], "the kill came after epoch 1 only"
+    assert failing_sweep["killed_after"][key] == [f"{key}-e0001"], "the kill came after epoch 1 only"
     trial = pd.read_parquet(sweep_dir / "trials").set_index("trial_key").loc[key]
     assert (trial["status"], trial["epochs"], trial["attempts"]) == ("completed", EPOCHS, 2), trial["error"]
     epochs = pd.read_parquet(sweep_dir / "epochs")

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
-from launches import Launch, epoch_files, gnsweep, trial_workers, write_spec  # noqa: E402
+from launches import Launch, epoch_rows, gnsweep, trial_workers, write_spec  # noqa: E402
 
 from orchestrator.tune.metrics import SWEEP_GAUGE, TRIAL_GAUGES  # noqa: E402
 
@@ -61,7 +61,7 @@ def watched(tmp_path_factory, digits_dataset):
             # kill once the first attempt's gauges were scraped (Ray exports every ~10 s: a retry of a few short
             # epochs may end before its first export), or at the latest with one epoch left
             exported = any(labels.get("trial_key") == KILLED for _, labels, _ in seen)
-            done = len(epoch_files(sweep_dir, KILLED))
+            done = len(epoch_rows(sweep_dir, KILLED))
             if not killed and done and (exported or done >= EPOCHS - 1):
                 workers = trial_workers(launch.sid, KILLED)
                 if workers:

@@ -58,8 +58,7 @@ def forged_sweep(root: Path) -> dict:
         forge(f, sweep=f"paper{text}")
     key = f"in-b32-s0{text}"
     forge(sweep / "epochs" / "in-b32-s0.parquet", trial_key=key, model=f"resnet8{text}")
-    forge(sweep / "trials" / "in-b32-s0.parquet", trial_key=key, model=f"resnet8{text}",
-          status=f"completed{text}")
+    forge(sweep / "trials" / "in-b32-s0.parquet", trial_key=key, model=f"resnet8{text}")  # a forged status is damage
     for norm in ("bn", "ln"):  # a forged study of two norms: the report draws a figure for it
         forge(sweep / "trials" / f"{norm}-b32-s0.parquet", studies=["norms", text])
     held = {"cpu": 1.0, "gpu": 0.0, "shape": text}  # well-formed: hostile text where plan.json holds text
