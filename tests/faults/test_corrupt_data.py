@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from data_faults import cut_sample, one_line_error
-from launches import gnsweep, write_spec
+
+from tests.support.cli import gnsweep, write_spec
 
 TRAIN_PER_CLASS = 4
 VAL_PER_CLASS = 2

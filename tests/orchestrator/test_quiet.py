@@ -1,16 +1,13 @@
 """Quiet by default: real ``gnsweep`` processes print only gnsweep's own lines; TensorFlow's and absl's start-up
 lines go to the native log, and ``--verbose`` brings them back."""
-import os
 import re
 import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 from results import store
 from results.records import EpochRow, TrialRow
-
-GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
+from tests.support.cli import GNSWEEP, process_env
 OWN_LINES = re.compile(r"^(prepared digits: 1437 train, 360 val images, 10 classes -> .+"
                        r"|report: .+report\.md|page: .+report\.html"
                        r"|tensorboard runs: .+ \(view: tensorboard --logdir .+\))$")
@@ -18,7 +15,7 @@ TF_LINE = re.compile(r"cudart_stub|absl::InitializeLog|oneDNN|cuda drivers|^[IWE
 
 
 def run(*args, cache: Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYTHONUNBUFFERED": "1"}
+    env = process_env(XDG_CACHE_HOME=str(cache))
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     return subprocess.run([*GNSWEEP, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 

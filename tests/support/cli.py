@@ -14,14 +14,17 @@ REPO = Path(__file__).resolve().parents[2]
 GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
 
 
+def repo_pythonpath(path: str = "") -> str:
+    """``path`` (a PYTHONPATH) with the repository first: a process started with it runs this checkout's code and
+    imports ``tests.support`` (the fake trainer, in a Ray worker too)."""
+    return os.pathsep.join([str(REPO), *(p for p in path.split(os.pathsep) if p and p != str(REPO))])
+
+
 def process_env(**extra: str) -> dict:
-    """The environment of a process a test starts: this one's (the session dropped the user's RAY_* settings,
-    tests/conftest.py), unbuffered, with the repository first on ``PYTHONPATH`` so that it runs this checkout's code
-    and can import ``tests.support`` (the fake trainer, in a Ray worker too); ``extra`` on top."""
-    path = os.environ.get("PYTHONPATH", "")
-    if str(REPO) not in path.split(os.pathsep):
-        path = os.pathsep.join(p for p in (str(REPO), path) if p)
-    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **extra}
+    """The environment of a process a test starts: this one's (without the user's RAY_* settings, and with the
+    repository on PYTHONPATH: tests/conftest.py), unbuffered; ``extra`` on top."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": repo_pythonpath(os.environ.get("PYTHONPATH", "")),
+            **extra}
 
 
 def fake_trainer_env(**options) -> dict:
