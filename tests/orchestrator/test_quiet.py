@@ -5,6 +5,8 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+
 from results import store
 from results.records import EpochRow, TrialRow
 from tests.support.cli import GNSWEEP, process_env
@@ -34,6 +36,7 @@ def write_sweep(sweep: Path) -> None:
                                   "started_at": None, "ended_at": None, "train_seconds": 4.0}))
 
 
+@pytest.mark.slow  # prepares digits and writes a report in real processes, each importing TensorFlow
 def test_commands_print_only_their_own_lines(tmp_path):
     cache = tmp_path / "cache"
     write_sweep(tmp_path / "results" / "q")
@@ -49,6 +52,7 @@ def test_commands_print_only_their_own_lines(tmp_path):
     assert TF_LINE.search(native), "TensorFlow's start-up lines should be in the native log"
 
 
+@pytest.mark.slow  # prepares digits and writes a report in real processes, each importing TensorFlow
 def test_verbose_shows_tensorflows_own_lines(tmp_path):
     proc = run("--verbose", "data", "prepare", "digits", "--out", tmp_path / "digits", cache=tmp_path / "cache",
                cwd=tmp_path)

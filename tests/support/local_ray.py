@@ -49,10 +49,9 @@ class LocalRay:
         self.log = self.tmp / "ray-start.log"
         cmd = [*_ray_command(), "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}", "--num-gpus=0",
                "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={self.tmp}", "--block"]
+        env = process_env(RAY_TMPDIR=str(self.tmp), RAY_metrics_report_interval_ms="1000", **self.join_env)
         with open(self.log, "w") as log:
-            self.proc = subprocess.Popen(cmd, env=process_env(RAY_TMPDIR=str(self.tmp), RAY_metrics_report_interval_ms="1000", **self.join_env),
-                                         stdout=log,
-                                         stderr=subprocess.STDOUT, start_new_session=True)
+            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.sid = self.proc.pid
         deadline = time.monotonic() + timeout
         while "Ray runtime started" not in self.log.read_text():
