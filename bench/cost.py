@@ -53,7 +53,7 @@ def sleeping_trial(config: dict, seconds: dict) -> None:
 
 def paper_plan():
     from orchestrator.cost.costs import estimates
-    from orchestrator.cost.estimate import TINY_IMAGENET
+    from trainer.data.shapes import TINY_IMAGENET
     from orchestrator.spec.plan import plan_trials
     from orchestrator.spec.validation import parse_spec
 

@@ -172,10 +172,12 @@ def sweep_row(scratch: Path, gpu: bool, n: int, deadline: float) -> list[str]:
     wall = time.perf_counter() - t0
     import pandas as pd
 
+    from results.schema import TrialStatus
+
     try:
         trials = pd.read_parquet(scratch / "results" / "bench-gpu-sweep" / "trials")
         epochs = pd.read_parquet(scratch / "results" / "bench-gpu-sweep" / "epochs")
-        done = int((trials["status"] == "completed").sum())
+        done = int((trials["status"] == TrialStatus.COMPLETED).sum())
         images = float(epochs.groupby("epoch")["images_per_second"].sum().mean())
     except (OSError, KeyError, ValueError):
         done, images = 0, 0.0

@@ -106,12 +106,16 @@ def _sweep(root: Path, name: str, trials: int, seconds: float, *, cpu: float, gp
     from orchestrator.tune.progress import ProgressPrinter
     from orchestrator.tune.run import run_trials
     from orchestrator.tune.results_writer import ResultsWriter
+    from orchestrator.watch.tally import tally
+    from results.records import SweepRecord
 
     spec = _spec(root / f"{name}.yaml", name, trials, cpu, gpu)
     planned = plan_trials(spec)
     sweep_dir = root / "results" / name
-    writer = _Timed(ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in planned}, {}))
-    progress = ProgressPrinter(len(planned), FAKE_EPOCHS, echo=lambda line: None)
+    inner = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in planned}, {})
+    writer = _Timed(inner)
+    record = SweepRecord(spec.name, spec.fingerprint(), tuple(t.key for t in planned))
+    progress = ProgressPrinter(lambda: tally(record, *inner.tables(), {}).summary(), echo=lambda line: None)
     t0 = time.time()
     grid = run_trials(spec, planned, sweep_dir=sweep_dir, dataset_dir=root, callbacks=[writer, progress],
                       max_concurrent=max_concurrent, trainable=tune.with_parameters(fake_trial, seconds=seconds))

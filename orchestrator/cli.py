@@ -54,7 +54,7 @@ def launch(
     from orchestrator.launch.launcher import LaunchError, LaunchOptions
     from orchestrator.launch.launcher import launch as run_launch
     from orchestrator.launch.network import NetworkError
-    from orchestrator.spec.model import SpecError
+    from orchestrator.spec.problems import SpecError
     from results.store import DamagedResults
     from trainer.data import DataError
 
@@ -77,7 +77,7 @@ def calibrate(
 ) -> None:
     """Time each distinct trial shape of SPEC on this machine's device; estimates use the figures from then on."""
     from orchestrator.cost.calibrate import calibrate as run_calibrate
-    from orchestrator.spec.model import SpecError
+    from orchestrator.spec.problems import SpecError
     from orchestrator.spec.file import load_spec
     from trainer.data import DataError
     from trainer.storage import StorageError
@@ -100,24 +100,24 @@ def status(
                                "and best val error, images/s, time left per trial."),
     interval: float = typer.Option(2.0, "--interval", min=0.05, help="Seconds between redraws (--watch)."),
 ) -> None:
-    """One line per trial: status, epochs done, latest and final error."""
-    from orchestrator.watch.status import StatusError, status_lines
+    """One line per trial: status, epochs done, latest and final error, time left; then the counts and time left."""
+    from orchestrator.watch.status import status_lines
+    from orchestrator.watch.tally import TallyError
     from results.store import DamagedResults
     from trainer.storage import StorageError, sweep_location
 
     if watch:
-        from orchestrator.watch.live import WatchError
         from orchestrator.watch.live import watch as watch_sweep
 
         try:
             watch_sweep(sweep_location(results, name), interval=interval)
-        except (WatchError, StorageError, DamagedResults) as e:
+        except (TallyError, StorageError, DamagedResults) as e:
             fail(str(e))
         return
     try:
         for line in status_lines(sweep_location(results, name)):
             typer.echo(line)
-    except (StatusError, StorageError, DamagedResults) as e:
+    except (TallyError, StorageError, DamagedResults) as e:
         fail(str(e))
 
 
@@ -148,7 +148,9 @@ def report(
 @data_app.command("prepare")
 def data_prepare(
     source: str = typer.Argument(..., help="A Tiny ImageNet directory or zip, or 'digits'."),
-    out: Path = typer.Option(..., "--out", help="Directory to write shards and dataset.json into."),
+    out: str = typer.Option(..., "--out", help="Directory to write shards and dataset.json into, or an object-store "
+                            "URI such as s3://bucket/datasets/tiny-imagenet-200 (options as for --results); the "
+                            "shards are prepared locally and uploaded, dataset.json last."),
     shards: Optional[int] = typer.Option(None, "--shards", min=1, help="Train shards (default: by size)."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unreadable images instead of stopping."),
 ) -> None:

@@ -2,7 +2,9 @@
 fetch), with each figure's numbers under it as a table a user can copy, and a banner while the sweep is unfinished.
 
 The page is rendered from report.md's own markdown (markdown-it, which comes with Rich), so its tables, sentences and
-trial lists are the report's by construction; only the figures' data is added here.
+trial lists are the report's by construction; only the figures' data is added here. The page is shared, and its text
+comes partly from results files anyone with write access to the results could forge: it embeds only the PNGs this
+report drew, markdown-it makes no image, link or raw HTML, and a page with any other URL is refused.
 """
 from __future__ import annotations
 
@@ -10,21 +12,28 @@ import base64
 import html
 import re
 from pathlib import Path
+from typing import Iterable
 
 import pandas as pd
 
-from results import analysis
-from results.plots import _slug
+from results import figure_data as figure_numbers
+from results.figure_data import FigureSettings
+from results.frames import trial_results
+from results.schema import UNFINISHED
+from results.studies import find_studies
 from trainer.storage import Location
 
 HTML_FILE = "report.html"
 FIGURE_LINE = re.compile(r"^!\[(?P<caption>[^\]]*)\]\((?P<src>[^)]+)\)$")
-UNFINISHED = ("running", "pending", "unknown")
+OFF_RULES = ["image", "link", "autolink", "linkify", "reference", "html_inline", "html_block"]
+TAG = re.compile(r"<[A-Za-z][^>]*>")  # text is escaped, so every '<' followed by a letter opens a real tag
+URL_ATTRIBUTE = re.compile(r"""\s(src|href|srcset|action|formaction|poster|background|xlink:href|data)\s*=\s*"""
+                           r"""("[^"]*"|'[^']*'|[^\s>]+)""", re.I)
 COLUMNS = {  # figure data column -> header, in display order; absent or all-empty columns are left out
     "norm": "norm", "batch_size": "batch", "groups": "groups G", "channels_per_group": "channels/group",
-    "epoch": "epoch", "train_mean": "train err %", "train_min": "train min", "train_max": "train max",
-    "val_mean": "val err %", "val_min": "val min", "val_max": "val max", "n": "seeds",
-    "final_val_err": "val err % (median of last 5)", "err_min": "min", "err_max": "max", "n_seeds": "seeds",
+    "epoch": "epoch", "train_mean": "train err %", "train_low": "train low", "train_high": "train high",
+    "val_mean": "val err %", "val_low": "val low", "val_high": "val high", "seeds": "seeds",
+    "final_val_err": "val err % (median of last 5)", "low": "low", "high": "high", "n_seeds": "seeds",
     "paper": "paper %", "notebook": "notebook %", "complete": "complete",
 }
 STYLE = """
@@ -44,21 +53,15 @@ pre.csv { background: #f7f7f7; padding: .6em; overflow-x: auto; font-size: 12px;
 """
 
 
-def figure_data(name: str, epochs: pd.DataFrame, results: pd.DataFrame, studies: list) -> pd.DataFrame | None:
-    """The numbers a report figure draws, found by its file name (``<study>_{epochs,batch,groups}.png``)."""
-    for study in studies:
-        slug = _slug(study.name)
-        if name == f"{slug}_epochs.png":
-            data = analysis.epoch_curves(epochs, study.trial_keys)
-        elif name in (f"{slug}_batch.png", f"{slug}_groups.png"):
-            data = analysis.study_table(results, study)
-        else:
-            continue
-        seeds = data["n" if "n" in data else "n_seeds"].max()
-        spread = {"train_min", "train_max", "val_min", "val_max", "err_min", "err_max"} if seeds <= 1 else set()
-        keep = [c for c in COLUMNS if c in data and data[c].notna().any() and c not in spread]
-        return data[keep].rename(columns=COLUMNS)
-    return None
+def figure_data(name: str, epochs: pd.DataFrame, results: pd.DataFrame, studies: list,
+                settings: FigureSettings | None = None) -> pd.DataFrame | None:
+    """The numbers a report figure draws (``figure_data.figure_data``, found by its file name), with readable headers;
+    columns that are empty throughout (intervals where there are none) are left out."""
+    data = figure_numbers.figure_data(name, epochs, results, studies, settings)
+    if data is None:
+        return None
+    keep = [c for c in COLUMNS if c in data and data[c].notna().any()]
+    return data[keep].rename(columns=COLUMNS)
 
 
 def _data_html(data: pd.DataFrame) -> str:
@@ -66,6 +69,21 @@ def _data_html(data: pd.DataFrame) -> str:
     csv = html.escape(data.to_csv(index=False, float_format="%.3f"))
     return (f"<details><summary>Data of this figure ({len(data)} rows)</summary>{table}"
             f"<details><summary>As CSV</summary><pre class=\"csv\">{csv}</pre></details></details>")
+
+
+class UnsafePage(Exception):
+    """The page would load or link something other than its own embedded figures; it is not written."""
+
+
+def _drawn_png(report_dir: Path, name: str, drawn: set[str]) -> Path | None:
+    """``report_dir/name`` when ``name`` is a figure this report drew: a bare ``.png`` file name (no path, no
+    ``..``), not a symlink, inside ``report_dir``. Anything else a figure line names is never read."""
+    if name not in drawn or name != Path(name).name or "/" in name or "\\" in name or ".." in name:
+        return None
+    path = report_dir / name
+    if not name.endswith(".png") or name.startswith(".") or path.is_symlink():
+        return None
+    return path if path.resolve().parent == report_dir.resolve() else None
 
 
 def _figure_html(caption: str, png: Path, data: pd.DataFrame | None) -> str:
@@ -86,35 +104,63 @@ def _banner(results: pd.DataFrame) -> str:
     return f"<div class=\"banner final\">The sweep has finished: all {len(results)} trials ended.</div>"
 
 
-def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path) -> str:
-    """The page for report.md's text, with the PNGs it links (in ``report_dir``) embedded."""
+def _title(body: str) -> str:
+    """The first heading's text, as markdown-it rendered (and escaped) it, without its tags."""
+    heading = re.search(r"<h1>(.*?)</h1>", body, re.S)
+    return re.sub(r"<[^>]+>", "", heading[1]).strip() if heading else "report"
+
+
+def _check_fetches_nothing(page: str) -> None:
+    """Raise UnsafePage if any attribute of the page could load or link something: only embedded PNGs (``src``)
+    and in-page anchors (``href``) are allowed."""
+    for tag in TAG.findall(page):
+        for name, value in URL_ATTRIBUTE.findall(tag):
+            value = value.strip("\"'")
+            ok = (value.startswith("data:image/png;base64,") if name.lower() == "src"
+                  else value.startswith("#") if name.lower() == "href" else False)
+            if not ok:
+                raise UnsafePage(f"report.html would carry {name}={value[:80]!r}; not written (a bug: please "
+                                 f"report it)")
+
+
+def render_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path,
+                figures: Iterable[str], settings: FigureSettings | None = None) -> str:
+    """The page for report.md's text with the PNGs this report drew (``figures``: their file names in
+    ``report_dir``, as ``draw_figures`` wrote them) embedded; a figure line naming anything else stays text.
+    ``settings``: what the figures were drawn with, so each figure's data is what it draws."""
     from markdown_it import MarkdownIt
 
-    results = analysis.trial_results(epochs, trials)
-    studies = analysis.find_studies(results)
-    figures: dict[str, str] = {}
+    drawn = set(figures)
+    results = trial_results(epochs, trials)
+    studies = find_studies(results)
+    embedded: dict[str, str] = {}
     lines = []
     for line in markdown_text.splitlines():
         m = FIGURE_LINE.match(line.strip())
-        if m:
-            marker = f"GNSWEEPFIGURE{len(figures)}"
-            figures[marker] = _figure_html(m["caption"], report_dir / m["src"],
-                                           figure_data(m["src"], epochs, results, studies))
+        png = _drawn_png(report_dir, m["src"], drawn) if m else None
+        if png is not None:
+            marker = f"GNSWEEPFIGURE{len(embedded)}"
+            embedded[marker] = _figure_html(m["caption"], png,
+                                            figure_data(m["src"], epochs, results, studies, settings))
             line = marker
         lines.append(line)
-    body = MarkdownIt("commonmark", {"html": False}).enable("table").render("\n".join(lines))
-    for marker, figure in figures.items():
+    markdown = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable("table").disable(OFF_RULES)
+    body = markdown.render("\n".join(lines))
+    for marker, figure in embedded.items():
         body = body.replace(f"<p>{marker}</p>", figure)
-    title = html.escape(markdown_text.splitlines()[0].lstrip("# ").replace("`", "")) if markdown_text else "report"
     first_heading_end = body.find("</h1>") + len("</h1>") if "</h1>" in body else 0
     body = body[:first_heading_end] + _banner(results) + body[first_heading_end:]
-    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    page = (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-            f"<title>{title}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n")
+            f"<title>{_title(body)}</title><style>{STYLE}</style></head>\n<body>\n{body}</body></html>\n")
+    _check_fetches_nothing(page)
+    return page
 
 
-def write_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path) -> Path:
-    """Write ``report_dir/report.html`` atomically; returns its path."""
+def write_html(markdown_text: str, epochs: pd.DataFrame, trials: pd.DataFrame, report_dir: Path,
+               figures: Iterable[str], settings: FigureSettings | None = None) -> Path:
+    """Write ``report_dir/report.html`` atomically, embedding only ``figures`` (the PNGs the report drew); returns
+    its path. Raises UnsafePage, writing nothing, if the page would load or link anything."""
     path = Path(report_dir) / HTML_FILE
-    Location.of(path).write_text(render_html(markdown_text, epochs, trials, Path(report_dir)))
+    Location.of(path).write_text(render_html(markdown_text, epochs, trials, Path(report_dir), figures, settings))
     return path

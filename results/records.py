@@ -65,7 +65,7 @@ class TrialRow:
     groups: int | None
     channels_per_group: int | None
     seed: int
-    status: str  # one of schema.TRIAL_STATUSES
+    status: str  # a schema.TrialStatus
     epochs: int  # epochs done
     final_val_err: float | None  # trainer.config.final_error of the val errors
     best_val_err: float | None
@@ -76,6 +76,7 @@ class TrialRow:
     ended_at: datetime | None
     train_seconds: float  # sum of epoch_seconds
     precision: str | None = "float32"  # trainer.config.PRECISIONS; null in sweeps recorded before it
+    same_as: str | None = None  # the trial whose run these figures are (orchestrator.spec.dedup); null for a run
 
     def __post_init__(self):
         object.__setattr__(self, "studies", tuple(self.studies or ()))
@@ -88,19 +89,48 @@ class TrialRow:
 
 
 @dataclass(frozen=True)
+class ClaimRow:
+    """One row of a report's ``claims.parquet``: one paper claim (or one part of it) with its verdict, the measured
+    quantity in points with its 95% interval, and what would decide it while it is open."""
+
+    claim: str
+    study: str
+    topic: str
+    measured: float | None
+    low: float | None
+    high: float | None
+    paper: float | None
+    verdict: str  # results.verdicts.VERDICTS
+    seeds: int
+    epochs: int
+    would_decide: str | None
+    quantity: str
+    method: str | None
+    tolerance: float | None
+    images: int | None
+    part_of: str | None
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class SweepRecord:
     """What ``sweep.json`` holds: the sweep's name, the settings that must not change under it, every trial ever
-    planned for it, and each study's kind (``results.studies.KINDS``), recorded from the spec at launch. Sweeps
-    launched before kinds were recorded have none; the analysis then infers them."""
+    planned for it, each study's kind (``results.studies.KINDS``), recorded from the spec at launch, and the
+    dataset's image counts by split (``dataset.json``'s ``counts``, which the intervals need). Sweeps launched before
+    kinds or counts were recorded have none; the analysis then infers the kinds and says the counts are unknown."""
 
     name: str
     fingerprint: Mapping[str, Any]
     trials: tuple[str, ...]
     studies: Mapping[str, str] = field(default_factory=dict)
+    images: Mapping[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict:
-        return {"name": self.name, "fingerprint": dict(self.fingerprint), "trials": list(self.trials),
-                "studies": dict(self.studies)}
+        out = {"name": self.name, "fingerprint": dict(self.fingerprint), "trials": list(self.trials),
+               "studies": dict(self.studies)}
+        return {**out, "images": dict(self.images)} if self.images else out
 
     @classmethod
     def from_json(cls, data: Any) -> "SweepRecord":
@@ -108,7 +138,7 @@ class SweepRecord:
         if not isinstance(data, dict):
             raise ValueError(f"a JSON object was expected, got {type(data).__name__}")
         name, fingerprint = data.get("name"), data.get("fingerprint", {})
-        trials, studies = data.get("trials", []), data.get("studies", {})
+        trials, studies, images = data.get("trials", []), data.get("studies", {}), data.get("images", {})
         if not isinstance(name, str):
             raise ValueError("'name' must be a string")
         if not isinstance(fingerprint, dict):
@@ -117,4 +147,6 @@ class SweepRecord:
             raise ValueError("'trials' must be a list of trial keys")
         if not isinstance(studies, dict) or not all(isinstance(v, str) for v in studies.values()):
             raise ValueError("'studies' must map study names to kinds")
-        return cls(name, fingerprint, tuple(trials), studies)
+        if not isinstance(images, dict) or not all(type(v) is int and v > 0 for v in images.values()):
+            raise ValueError("'images' must map dataset splits to positive image counts")
+        return cls(name, fingerprint, tuple(trials), studies, images)

@@ -18,13 +18,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from results.records import EpochRow, SweepRecord, TrialRow
-from results.schema import ADDED_LATER, EPOCH_SCHEMA, TRIAL_SCHEMA
+from results.records import ClaimRow, EpochRow, SweepRecord, TrialRow
+from results.schema import ADDED_LATER, CLAIM_SCHEMA, EPOCH_SCHEMA, TRIAL_SCHEMA
 from trainer.storage import Location
 
 EPOCHS = "epochs"
 TRIALS = "trials"
 SWEEP_FILE = "sweep.json"
+CLAIMS_FILE = "claims.parquet"  # in a report's folder
 Where = str | Path | Location
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError)
 
@@ -82,6 +83,13 @@ def write_epoch_row(sweep_dir: Where, row: EpochRow) -> bool:
 def write_trial_row(sweep_dir: Where, row: TrialRow) -> None:
     """Replace the trial's row in the trials table."""
     _write_atomic(_table([row.to_dict()], TRIAL_SCHEMA), Location.of(sweep_dir) / TRIALS / f"{row.trial_key}.parquet")
+
+
+def write_claim_rows(report_dir: Where, rows: list[ClaimRow]) -> Location:
+    """Replace ``report_dir/claims.parquet`` with these rows (an empty table when there are none); returns where."""
+    where = Location.of(report_dir) / CLAIMS_FILE
+    _write_atomic(_table([r.to_dict() for r in rows], CLAIM_SCHEMA), where)
+    return where
 
 
 def _conform(table: pa.Table, schema: pa.Schema, where: Location, what: str) -> pa.Table:

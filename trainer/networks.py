@@ -1,4 +1,4 @@
-"""Keras definitions of the networks named in ``trainer.models``. He (fan-out) initialisation as in the paper's
+"""The Keras models of the networks ``trainer.models`` describes. He (fan-out) initialisation as in the paper's
 reference code; the final classifier is N(0, 0.01); gamma starts at 0 in the last norm of each residual block."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import keras
 from keras import layers
 
 from normalization import make_norm
+from trainer.models import Conv, Dense, Dropout, GlobalPool, Layer, MaxPool, Norm, ReLU, Residual
 
 
 @dataclass(frozen=True)
@@ -22,59 +23,56 @@ def _reg(opts: NetOptions):
     return keras.regularizers.L2(opts.weight_decay / 2) if opts.weight_decay else None
 
 
-def _conv(x, filters, kernel, stride, opts: NetOptions, name: str):
+def _conv(x, conv: Conv, opts: NetOptions):
     return layers.Conv2D(
-        filters, kernel, strides=stride, padding="same", use_bias=opts.norm == "none",
+        conv.c_out, conv.kernel, strides=conv.stride, padding="same", use_bias=opts.norm == "none",
         kernel_initializer=keras.initializers.VarianceScaling(2.0, "fan_out", "untruncated_normal"),
-        kernel_regularizer=_reg(opts), name=name)(x)
+        kernel_regularizer=_reg(opts), name=conv.name)(x)
 
 
-def _norm(x, opts: NetOptions, name: str, zero_init: bool = False):
-    return make_norm(opts.norm, x.shape[-1], groups=opts.groups, channels_per_group=opts.channels_per_group,
-                     zero_init=zero_init, weight_decay=opts.weight_decay, name=name)(x)
+def _norm(x, norm: Norm, opts: NetOptions):
+    return make_norm(opts.norm, norm.channels, groups=opts.groups, channels_per_group=opts.channels_per_group,
+                     zero_init=norm.zero_init, weight_decay=opts.weight_decay, name=norm.name)(x)
 
 
-def _classifier(x, num_classes: int, opts: NetOptions):
-    # float32 logits under a mixed policy: the softmax cross-entropy is computed at full precision
-    return layers.Dense(num_classes, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-                        kernel_regularizer=_reg(opts), dtype="float32", name="fc")(x)
+def _dense(x, dense: Dense, opts: NetOptions):
+    if dense.classifier:  # float32 logits under a mixed policy: the softmax cross-entropy is at full precision
+        return layers.Dense(dense.c_out, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+                            kernel_regularizer=_reg(opts), dtype="float32", name=dense.name)(x)
+    return layers.Dense(dense.c_out, activation="relu" if dense.relu else None, kernel_regularizer=_reg(opts),
+                        name=dense.name)(x)
 
 
-def seed_cnn(opts: NetOptions, num_classes: int, input_shape) -> keras.Model:
+def build(name: str, description: tuple[Layer, ...], opts: NetOptions, input_shape) -> keras.Model:
+    """The Keras model of ``trainer.models.layers_of(name)``, layer for layer and with the same layer names."""
     inputs = keras.Input(input_shape)
-    x = _conv(inputs, 64, 7, 2, opts, "conv1")
-    x = layers.ReLU()(_norm(x, opts, "norm1"))
-    x = layers.MaxPooling2D(3, 2, padding="same")(x)
-    x = _conv(x, 256, 1, 1, opts, "conv2")
-    x = layers.ReLU()(_norm(x, opts, "norm2"))
-    x = layers.GlobalAveragePooling2D()(x)
-    x = layers.Dense(128, activation="relu", kernel_regularizer=_reg(opts), name="fc1")(x)
-    x = layers.Dropout(0.5)(x)
-    return keras.Model(inputs, _classifier(x, num_classes, opts), name="seed_cnn")
+    return keras.Model(inputs, _apply(inputs, description, opts), name=name)
 
 
-def _block(x, width: int, stride: int, bottleneck: bool, opts: NetOptions, name: str):
-    c_out = width * 4 if bottleneck else width
-    shortcut = x
-    if stride != 1 or x.shape[-1] != c_out:
-        shortcut = _conv(x, c_out, 1, stride, opts, f"{name}_proj")
-        shortcut = _norm(shortcut, opts, f"{name}_proj_norm")
-    if bottleneck:
-        y = layers.ReLU()(_norm(_conv(x, width, 1, 1, opts, f"{name}_conv1"), opts, f"{name}_norm1"))
-        y = layers.ReLU()(_norm(_conv(y, width, 3, stride, opts, f"{name}_conv2"), opts, f"{name}_norm2"))
-        y = _norm(_conv(y, c_out, 1, 1, opts, f"{name}_conv3"), opts, f"{name}_norm3", zero_init=True)
-    else:
-        y = layers.ReLU()(_norm(_conv(x, width, 3, stride, opts, f"{name}_conv1"), opts, f"{name}_norm1"))
-        y = _norm(_conv(y, width, 3, 1, opts, f"{name}_conv2"), opts, f"{name}_norm2", zero_init=True)
-    return layers.ReLU()(layers.Add()([shortcut, y]))
+def _apply(x, description: tuple[Layer, ...], opts: NetOptions):
+    for layer in description:
+        x = _layer(x, layer, opts)
+    return x
 
 
-def resnet(name: str, arch, opts: NetOptions, num_classes: int, input_shape) -> keras.Model:
-    inputs = keras.Input(input_shape)
-    x = layers.ReLU()(_norm(_conv(inputs, arch.stem, 3, 1, opts, "stem_conv"), opts, "stem_norm"))
-    for stage, (width, n) in enumerate(zip(arch.widths, arch.blocks)):
-        for b in range(n):
-            stride = 2 if stage > 0 and b == 0 else 1
-            x = _block(x, width, stride, arch.bottleneck, opts, f"s{stage + 1}b{b + 1}")
-    x = layers.GlobalAveragePooling2D()(x)
-    return keras.Model(inputs, _classifier(x, num_classes, opts), name=name)
+def _layer(x, layer: Layer, opts: NetOptions):
+    match layer:
+        case Conv():
+            return _conv(x, layer, opts)
+        case Norm():
+            return _norm(x, layer, opts)
+        case ReLU():
+            return layers.ReLU()(x)
+        case MaxPool():
+            return layers.MaxPooling2D(layer.size, layer.stride, padding="same")(x)
+        case GlobalPool():
+            return layers.GlobalAveragePooling2D()(x)
+        case Dense():
+            return _dense(x, layer, opts)
+        case Dropout():
+            return layers.Dropout(layer.rate)(x)
+        case Residual():
+            # the shortcut's layers are created first, as they always were: a seeded build draws the same weights
+            shortcut = _apply(x, layer.shortcut, opts)
+            return layers.Add()([shortcut, _apply(x, layer.body, opts)])
+    raise TypeError(f"no Keras layer for {layer!r}")

@@ -17,7 +17,7 @@ workspace and XLA's temporaries. Not counted: the CUDA context (outside TensorFl
 """
 from __future__ import annotations
 
-from trainer.models import conv_sites
+from trainer.models import Conv, layers_of, parameter_count, sized
 
 OVERHEAD = 1.25
 WORKSPACE_BYTES = 256 * 2**20
@@ -33,8 +33,10 @@ def estimated_peak_bytes(model: str, batch_size: int, image_size: tuple[int, int
     if precision not in ACT_BYTES:
         raise ValueError(f"unknown precision {precision!r}; expected one of {', '.join(ACT_BYTES)}")
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
-    sites, params = conv_sites(model, (h, w), num_classes)
-    elements = sum(batch_size * sh * sw * c for sh, sw, c in sites)
+    layers = layers_of(model, num_classes)
+    elements = sum(batch_size * sh * sw * layer.c_out for layer, sh, sw in sized(layers, (h, w))
+                   if isinstance(layer, Conv))
+    params = parameter_count(layers)
     activations = elements * (3 * ACT_BYTES[precision] + NORM_BYTES)
     state = params * PARAM_BYTES[precision]
     return int(OVERHEAD * (state + activations) + WORKSPACE_BYTES)

@@ -31,6 +31,12 @@ def file_digest(path: str | Path, algorithm: str) -> str:
         return hashlib.file_digest(f, algorithm).hexdigest()
 
 
+def is_remote(where: str | Path) -> bool:
+    """Whether ``where`` names object storage (a URI other than ``file://``) rather than a local path."""
+    match = URI.match(where) if isinstance(where, str) else None
+    return match is not None and match["scheme"] != "file"
+
+
 def sweep_location(results: str | Path, name: str) -> "Location":
     """Where sweep ``name`` keeps its outputs under the results root ``results`` (``--results``)."""
     return Location.of(results) / name
@@ -76,6 +82,11 @@ class Location:
         if self.local:
             return self.path
         return f"{self.scheme}://{self.path}" + (f"?{self.query}" if self.query else "")
+
+    @property
+    def shown(self) -> str:
+        """The path or URI without its options (endpoint, scheme, ...): how messages name a file."""
+        return self.path if self.local else f"{self.scheme}://{self.path}"
 
     def as_path(self) -> Path:
         """The local path; only for local Locations."""

@@ -3,9 +3,3 @@
 schedule (``schedule``), the time left of a running sweep (``remaining``), and the dry run and ``plan.json`` that
 put these together (``costs``). Nothing here starts a trial; only ``calibrate`` trains, to measure.
 """
-from orchestrator.cost.costs import dry_run_lines, fmt_left, order_and_record, status_remaining
-from orchestrator.cost.estimate import DataShape, Estimator, TrialEstimate, data_shape
-from orchestrator.cost.packing import memory_warnings
-
-__all__ = ["DataShape", "Estimator", "TrialEstimate", "data_shape", "dry_run_lines", "fmt_left", "memory_warnings",
-           "order_and_record", "status_remaining"]

@@ -20,7 +20,8 @@ import numpy as np
 
 from orchestrator.cost.calibration import write_calibration
 from orchestrator.cost.devices import local_device
-from orchestrator.cost.estimate import DataShape, data_shape, precision_of, shape_key
+from orchestrator.cost.estimate import data_shape, precision_of, shape_key
+from trainer.data.shapes import BUILTIN_DIGITS, DataShape
 
 STEPS = 40
 VAL_BATCHES = 4
@@ -39,11 +40,15 @@ def shapes_of(spec) -> list:
     return list(seen.values())
 
 
-def prepared_dir(spec, data_dir: Path) -> Path | None:
-    """The spec's prepared dataset if there is one (digits are prepared on the spot: seconds)."""
+def prepared_data(spec, data_dir: Path) -> Path | None:
+    """The spec's prepared dataset if there is one locally (digits are prepared on the spot: seconds); one in object
+    storage is timed on generated shards of its shape, which its dataset.json gives."""
     from trainer import data
+    from trainer.storage import is_remote
 
-    if spec.dataset == "builtin:digits":
+    if is_remote(spec.dataset):
+        return None
+    if spec.dataset == BUILTIN_DIGITS:
         return data.resolve_dataset(spec.dataset, data_dir)
     shape = data_shape(spec.dataset, data_dir)
     return Path(shape.source).parent if shape.source.endswith(data.INFO_FILE) else None
@@ -202,7 +207,7 @@ def calibrate(spec, *, results, data_dir: Path, steps: int = STEPS, echo: Callab
     device = local_device()
     shape = data_shape(spec.dataset, data_dir)
     with tempfile.TemporaryDirectory(prefix="gnsweep-shards-") as tmp:
-        prepared = prepared_dir(spec, Path(data_dir))
+        prepared = prepared_data(spec, Path(data_dir))
         source = f"real ({prepared})" if prepared else f"generated shards of {shape.name}'s shape"
         if prepared is None:
             prepared = generate_shards(Path(tmp), shape)

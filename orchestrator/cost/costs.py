@@ -1,10 +1,11 @@
 """A sweep's cost before and while it runs: the dry run's estimate per trial with totals in device-hours and wall
 time on a cluster; the launch's longest-first order; the sweep's ``plan.json`` (estimates, resources and shared
-runs), from which ``gnsweep status`` tells the time left. Nothing here imports TensorFlow; Ray only to ask a
+runs), from which ``sweep_remaining`` tells the time left. Nothing here imports TensorFlow; Ray only to ask a
 connected cluster for its nodes."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from orchestrator.cost import devices
 from orchestrator.cost.calibration import read_calibration
@@ -15,14 +16,8 @@ from results.shared_runs import PLAN_FILE, read_plan
 from trainer.storage import Location, StorageError
 
 
-def trial_resources(spec, config) -> tuple[float, float]:
-    """(CPUs, GPUs) of one trial: its per-replica GPU share times the replicas."""
-    r = spec.resources_for(config.batch_size)
-    return float(r["cpu"]), float(r["gpu"]) * spec.replicas
-
-
 def wants_gpu(spec) -> bool:
-    return any(spec.resources_for(b)["gpu"] > 0 for s in spec.studies.values() for b in s.batch_size)
+    return any(spec.resources_for(b)["gpu"] > 0 for b in spec.batch_sizes())
 
 
 def pick_cluster(gpus: int | None, cpus: int | None, address: str | None) -> devices.ClusterShape:
@@ -66,7 +61,7 @@ def estimates(spec, trials, shape, device: str, results, sweep_dir=None) -> tupl
     """Whole-trial estimates of the trials that run, with what is recorded under ``sweep_dir`` taken into account."""
     est = Estimator(shape, device, read_calibration(results, device))
     runs = [t for t in trials if t.runs]
-    out = {t.key: est.estimate(t.config, trial_resources(spec, t.config)[0]) for t in runs}
+    out = {t.key: est.estimate(t.config, spec.trial_resources(t.config.batch_size)["CPU"]) for t in runs}
     basis = ""
     if sweep_dir is not None and (sweep_dir / "epochs").exists():
         from results import store
@@ -79,7 +74,7 @@ def estimates(spec, trials, shape, device: str, results, sweep_dir=None) -> tupl
 
 
 def _hours(spec, trials, ests: dict[str, TrialEstimate], gpu: bool) -> float:
-    return sum(ests[t.key].total_seconds * trial_resources(spec, t.config)[1 if gpu else 0]
+    return sum(ests[t.key].total_seconds * spec.trial_resources(t.config.batch_size)["GPU" if gpu else "CPU"]
                for t in trials if t.key in ests) / 3600
 
 
@@ -90,8 +85,8 @@ def wall_lines(spec, trials, ests: dict[str, TrialEstimate], cluster: devices.Cl
     jobs = []
     for t in trials:
         if t.key in ests and ests[t.key].total_seconds > 0:
-            cpus, gpu = trial_resources(spec, t.config)
-            jobs.append(Job(t.key, ests[t.key].total_seconds, cpus, 0.0 if cpu else gpu))
+            r = spec.trial_resources(t.config.batch_size)
+            jobs.append(Job(t.key, ests[t.key].total_seconds, r["CPU"], 0.0 if cpu else r["GPU"]))
     if not jobs:
         return ["wall time: nothing left to run"]
     n = slots(jobs, list(cluster.nodes), max_concurrent)
@@ -120,6 +115,23 @@ def devices_fit(job: Job, cluster: devices.ClusterShape) -> bool:
     return any(n.get("CPU", 0) + 1e-9 >= job.cpu and n.get("GPU", 0) + 1e-9 >= job.gpu for n in cluster.nodes)
 
 
+def extra_seed(spec, est: Estimator, gpu: bool) -> tuple[int, float]:
+    """The runs one more seed in every study adds, and their device-hours (GPU-hours, or CPU-core-hours when not
+    ``gpu``): seeds cost alike, so this is the plan of one new seed."""
+    from orchestrator.spec.plan import plan_trials
+
+    new = max([*spec.seeds, *(seed for s in spec.studies.values() for seed in s.seeds or ())]) + 1
+    one = spec.model_copy(update={"seeds": [new], "studies": {n: s.model_copy(update={"seeds": None})
+                                                              for n, s in spec.studies.items()}})
+    runs = [t for t in plan_trials(one) if t.runs]
+    ests = {t.key: est.estimate(t.config, spec.trial_resources(t.config.batch_size)["CPU"]) for t in runs}
+    return len(runs), _hours(spec, runs, ests, gpu)
+
+
+def _fmt_hours(hours: float) -> str:
+    return f"{hours:,.0f}" if hours >= 100 else f"{hours:.3g}"
+
+
 def dry_run_lines(spec, trials, *, results, data_dir, address=None, gpus=None, cpus=None, device=None,
                   max_concurrent=None) -> list[str]:
     """The plan with each trial's estimated time per epoch and in all, then the totals."""
@@ -141,17 +153,26 @@ def dry_run_lines(spec, trials, *, results, data_dir, address=None, gpus=None, c
     unit = "CPU-core-hours" if cpu else f"{name} GPU-hours"
     hours = _hours(spec, trials, ests, not cpu)
     runs = sum(t.runs for t in trials)
+    extra_runs, extra_hours = extra_seed(spec, est, not cpu)
     lines += [
         f"data: {shape.source}",
         f"device: {est.describe()} ({why})",
         *([f"measured so far: {basis}"] if basis else []),
-        f"total: {runs} runs, {f'{hours:,.0f}' if hours >= 100 else f'{hours:.3g}'} {unit}"
+        f"total: {runs} runs, {_fmt_hours(hours)} {unit}"
         + (f" ({len(trials) - runs} trials share another's run)" if runs < len(trials) else ""),
+        f"seeds: {_seed_counts(spec)}; one more seed in every study adds {extra_runs} runs, "
+        f"{_fmt_hours(extra_hours)} {unit}",
         *wall_lines(spec, trials, ests, cluster, max_concurrent, unit, cpu),
     ]
     if problem := check_dataset(spec.dataset):
         lines.append(f"note: dataset: {problem}; a launch needs it")
     return lines
+
+
+def _seed_counts(spec) -> str:
+    """``3 per configuration``, or ``1 per configuration (3 in norms, 3 in groups)`` where studies set their own."""
+    own = [f"{len(s.seeds)} in {n}" for n, s in spec.studies.items() if s.seeds is not None]
+    return f"{len(spec.seeds)} per configuration" + (f" ({', '.join(own)})" if own else "")
 
 
 def order_and_record(sweep_dir: Location, spec, trials, pending, dataset_dir, *, results, device=None,
@@ -172,37 +193,46 @@ def order_and_record(sweep_dir: Location, spec, trials, pending, dataset_dir, *,
 
 def record_plan(sweep_dir: Location, spec, trials, ests: dict[str, TrialEstimate], device: str, est: Estimator,
                 cluster: devices.ClusterShape) -> None:
-    """``plan.json``: the launch's estimate of every trial and who shares whose run, merged over launches."""
+    """``plan.json``: the launch's estimate of every trial and who shares whose run, merged over launches, and the
+    validation set's size (the report's intervals include its sampling error)."""
     from orchestrator.spec.dedup import why_same
 
     by_key = {t.key: t for t in trials}
     old = read_plan(sweep_dir).get("trials", {})
     entries = {}
     for t in trials:
-        cpu, gpu = trial_resources(spec, t.config)
+        r = spec.trial_resources(t.config.batch_size)
         entry = {"config": t.config.to_dict(), "studies": list(t.studies), "same_as": t.same_as,
                  "why": why_same(t.config, by_key[t.same_as].config) if t.same_as else None,
-                 "cpu": cpu, "gpu": gpu, "shape": _shape_name(t.config)}
+                 "cpu": r["CPU"], "gpu": r["GPU"], "shape": _shape_name(t.config)}
         if t.key in ests:
             e = ests[t.key]
             entry.update(train_seconds=e.train_seconds, other_seconds=e.other_seconds,
                          startup_seconds=e.startup_seconds, epochs=t.config.train.epochs, source=e.source)
         entries[t.key] = entry
     plan = {"name": spec.name, "device": device, "estimate": est.describe(), "nodes": list(cluster.nodes),
-            "trials": {**old, **entries}}
+            "val_images": est.shape.val, "trials": {**old, **entries}}
     (sweep_dir / PLAN_FILE).write_text(json.dumps(plan, indent=1, default=str))
 
 
-def status_remaining(sweep_dir, epochs, trials) -> tuple[dict[str, float], str]:
-    """Seconds left per trial and a summary line, from plan.json's estimates and the measured epochs; ``({}, "")``
-    for a sweep launched before estimates were recorded."""
-    plan = read_plan(sweep_dir)
+@dataclass(frozen=True)
+class SweepRemaining:
+    """What is left of a launched sweep: trial time per run, in all, and as wall time on the launch's cluster."""
+
+    seconds: dict[str, float]  # run key -> its trial time left
+    trial_seconds: float
+    wall_seconds: float
+    line: str  # "remaining: ..., from <what the figures rest on>"
+
+
+def sweep_remaining(plan: dict, epochs, statuses: dict[str, str]) -> SweepRemaining | None:
+    """The time left from plan.json's estimates (``plan``) and the measured epochs of the runs (``statuses``: the
+    runs' trials-table statuses); None for a sweep launched before estimates were recorded."""
     entries = {k: v for k, v in plan.get("trials", {}).items() if not v.get("same_as") and "train_seconds" in v}
     if not entries:
-        return {}, ""
+        return None
     ests = {k: TrialEstimate(k, v["train_seconds"], v["other_seconds"], v["startup_seconds"], v["epochs"],
                              v["source"]) for k, v in entries.items()}
-    statuses = dict(zip(trials["trial_key"], trials["status"])) if len(trials) else {}
     left, basis = remaining(ests, {k: v["shape"] for k, v in entries.items()}, epochs, statuses)
     jobs = [Job(k, e.total_seconds, entries[k]["cpu"], entries[k]["gpu"]) for k, e in left.items()
             if e.total_seconds > 0]
@@ -211,9 +241,4 @@ def status_remaining(sweep_dir, epochs, trials) -> tuple[dict[str, float], str]:
     total = sum(j.seconds for j in jobs)
     line = (f"remaining: {fmt_seconds(total)} of trial time, about {fmt_seconds(wall)} of wall time on the launch's "
             f"cluster ({plan.get('device', '?')}); from {basis}")
-    return {k: e.total_seconds for k, e in left.items()}, line
-
-
-def fmt_left(left: dict[str, float], key: str) -> str:
-    """A trial's time left for the status table: '-' when unknown (a shared run, or no estimate recorded)."""
-    return fmt_seconds(left[key]) if key in left else "-"
+    return SweepRemaining({k: e.total_seconds for k, e in left.items()}, total, wall, line)

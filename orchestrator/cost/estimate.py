@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from orchestrator.cost.devices import DeviceModel, assumed_model
-from trainer.models import ARCHITECTURES, SEED_CNN_CHANNELS
+from trainer.data.shapes import BUILTIN_DIGITS, DataShape, known_shape
+from trainer.models import Conv, Dense, layers_of, sized
 
 ACTOR_START_S = 2.7  # a fresh Ray actor per trial (BENCHMARKS.md, scheduling: ~2.7 s of a slot per trial)
 IMPORT_S = 6.0  # TensorFlow and Keras import in that actor (BENCHMARKS.md)
@@ -22,80 +23,43 @@ ROUGH_EPOCH_OVERHEAD_S = 1.0  # per epoch: a fresh dataset iterator, the checkpo
 VAL_BATCH = 256
 
 
-@dataclass(frozen=True)
-class DataShape:
-    """The sizes an estimate needs, and where they came from (``source``, said in the dry run)."""
-
-    name: str
-    train: int
-    val: int
-    image_size: tuple[int, int]
-    num_classes: int
-    source: str
-
-
-TINY_IMAGENET = DataShape("tiny-imagenet-200", 100_000, 10_000, (64, 64), 200,
-                          "the known sizes of Tiny ImageNet-200")
-DIGITS = DataShape("digits", 1437, 360, (16, 16), 10, "the known sizes of the built-in digits")
-
-
 def data_shape(spec_dataset: str, data_dir: str | Path = "data") -> DataShape:
     """The dataset's sizes from its ``dataset.json`` when it is prepared (where ``gnsweep launch`` would prepare
-    it), else the known sizes of the built-in digits or of Tiny ImageNet-200 (any other path is taken for it)."""
+    it, or in object storage), else its known sizes (``trainer.data.shapes``)."""
     from trainer.data import INFO_FILE, DataError, load_info
+    from trainer.data.preparation import prepared_dir
+    from trainer.storage import is_remote
 
-    if spec_dataset == "builtin:digits":
-        prepared, known = Path(data_dir) / "digits", DIGITS
+    if is_remote(spec_dataset):  # read from the bucket; named without the URI's options
+        prepared, shown = spec_dataset, f"{spec_dataset.split('?')[0].rstrip('/')}/{INFO_FILE}"
+        missing = f" ({shown} cannot be read)"
     else:
-        path = Path(spec_dataset).expanduser()
-        prepared = path if (path / INFO_FILE).is_file() or not path.exists() else \
-            Path(data_dir) / f"{path.stem if path.is_file() else path.name}-shards"
-        known = TINY_IMAGENET
-    if (prepared / INFO_FILE).is_file():
+        there = spec_dataset == BUILTIN_DIGITS or Path(spec_dataset).expanduser().exists()
+        prepared = prepared_dir(spec_dataset, data_dir) if there else None
+        prepared = prepared if prepared is not None and (prepared / INFO_FILE).is_file() else None
+        shown = f"{prepared / INFO_FILE}" if prepared is not None else ""
+        missing = "" if there else f" ({spec_dataset} is not there yet)"
+    if prepared is not None:
         try:
             info = load_info(prepared)
             return DataShape(info.name, info.counts["train"], info.counts["val"], tuple(info.image_size),
-                             info.num_classes, f"{prepared / INFO_FILE}")
+                             info.num_classes, shown)
         except DataError:
             pass
-    missing = "" if spec_dataset == "builtin:digits" or Path(spec_dataset).expanduser().exists() else \
-        f" ({spec_dataset} is not there yet)"
+    known = known_shape(spec_dataset)
     return DataShape(known.name, known.train, known.val, known.image_size, known.num_classes,
                      f"{known.source}: {known.train:,} train / {known.val:,} val images, "
                      f"{known.image_size[0]}x{known.image_size[1]}, {known.num_classes} classes{missing}")
 
 
-def _conv(h: int, w: int, k: int, c_in: int, c_out: int) -> int:
-    return h * w * k * k * c_in * c_out
-
-
 def forward_macs(model: str, image_size: tuple[int, int], num_classes: int) -> tuple[int, int]:
     """Multiply-adds of one image's forward pass through the convolutions and dense layers, and the number of
     those layers (normalization and element-wise ops are not counted), from ``trainer.models``' description."""
-    h, w = image_size
-    half = lambda n: -(-n // 2)  # noqa: E731 - 'same' padding at stride 2
-    if model == "seed_cnn":
-        c1, c2 = SEED_CNN_CHANNELS
-        macs = _conv(half(h), half(w), 7, 3, c1) + _conv(half(half(h)), half(half(w)), 1, c1, c2)
-        return macs + c2 * 128 + 128 * num_classes, 4
-    arch = ARCHITECTURES[model]
-    macs, layers, c_in = _conv(h, w, 3, 3, arch.stem), 1, arch.stem
-    for stage, (width, n) in enumerate(zip(arch.widths, arch.blocks)):
-        for b in range(n):
-            stride = 2 if stage > 0 and b == 0 else 1
-            oh, ow = (half(h), half(w)) if stride == 2 else (h, w)
-            c_out = width * 4 if arch.bottleneck else width
-            if arch.bottleneck:
-                macs += _conv(h, w, 1, c_in, width) + _conv(oh, ow, 3, width, width) + _conv(oh, ow, 1, width, c_out)
-                layers += 3
-            else:
-                macs += _conv(oh, ow, 3, c_in, width) + _conv(oh, ow, 3, width, width)
-                layers += 2
-            if stride != 1 or c_in != c_out:
-                macs += _conv(oh, ow, 1, c_in, c_out)
-                layers += 1
-            h, w, c_in = oh, ow, c_out
-    return macs + c_in * num_classes, layers + 1
+    weighted = [(layer, h, w) for layer, h, w in sized(layers_of(model, num_classes), image_size)
+                if isinstance(layer, (Conv, Dense))]
+    macs = sum(h * w * layer.kernel ** 2 * layer.c_in * layer.c_out if isinstance(layer, Conv)
+               else layer.c_in * layer.c_out for layer, h, w in weighted)
+    return macs, len(weighted)
 
 
 @dataclass(frozen=True)

@@ -4,30 +4,24 @@ calibration). A fraction too small is a warning, not an error: the estimate errs
 the GPU the trial lands on; a trial that does run out fails in one line (``trainer.device``)."""
 from __future__ import annotations
 
+from trainer.data.shapes import known_shape
 from trainer.device import memory_limit_mb
 from trainer.peak_memory import estimated_peak_bytes
 
 DEFAULT_GPU_MEMORY_GIB = 16.0  # the smallest data-centre GPU a spec is sized for unless it says (V100 16 GB, T4)
-TINY_IMAGENET_SIZE = 64
-DIGITS_SIZE = 16  # the built-in digits as trainer.data.preparation prepares them
-
-
-def nominal_image_size(dataset: str) -> int:
-    """The input size the dataset trains at: the built-in digits are DIGITS_SIZE, everything else Tiny ImageNet."""
-    return DIGITS_SIZE if dataset.startswith("builtin:digits") else TINY_IMAGENET_SIZE
 
 
 def memory_warnings(spec) -> list[str]:
     """One ``field: message`` line per batch size whose GPU share, as a memory limit, is below its estimated peak."""
     gib = spec.resources.gpu_memory_gib or DEFAULT_GPU_MEMORY_GIB
     device_mb = int(gib * 1024)
-    size = nominal_image_size(spec.dataset)
+    h, w = known_shape(spec.dataset).image_size
     lines = []
-    for b in sorted({b for s in spec.studies.values() for b in s.batch_size}):
+    for b in spec.batch_sizes():
         fraction = spec.resources_for(b)["gpu"]
         if not fraction:
             continue
-        need_mb = estimated_peak_bytes(spec.model, b, size, spec.train.precision) / 2**20
+        need_mb = estimated_peak_bytes(spec.model, b, (h, w), spec.train.precision) / 2**20
         try:
             limit = memory_limit_mb(min(fraction, 1.0), device_mb)
         except ValueError:
@@ -36,5 +30,5 @@ def memory_warnings(spec) -> list[str]:
             field = f"resources.by_batch_size.{b}" if b in spec.resources.by_batch_size else "resources.gpu"
             lines.append(f"{field}: gpu {fraction:g} of a {gib:g} GiB GPU gives batch size {b} a {limit:,} MB "
                          f"memory limit, below the estimated peak of {need_mb:,.0f} MB for {spec.model} at "
-                         f"{size}x{size} in {spec.train.precision}; its trials may run out of memory")
+                         f"{h}x{w} in {spec.train.precision}; its trials may run out of memory")
     return lines

@@ -13,7 +13,7 @@ from dataclasses import replace
 import pandas as pd
 
 from orchestrator.cost.estimate import TrialEstimate
-from results.schema import ENDED_STATUSES
+from results.schema import ENDED, TrialStatus
 
 
 def measured_epoch_seconds(epochs: pd.DataFrame, other: dict[str, float]) -> dict[str, float]:
@@ -50,8 +50,8 @@ def remaining(estimates: dict[str, TrialEstimate], shapes: dict[str, str], epoch
         by_shape.setdefault(shapes.get(k, k), []).append(v)
     out = {}
     for key, est in estimates.items():
-        left = 0 if statuses.get(key) in ENDED_STATUSES else max(0, est.epochs - int(done.get(key, 0)))
-        startup = est.startup_seconds if not done.get(key) and statuses.get(key) != "running" else 0.0
+        left = 0 if statuses.get(key) in ENDED else max(0, est.epochs - int(done.get(key, 0)))
+        startup = est.startup_seconds if not done.get(key) and statuses.get(key) != TrialStatus.RUNNING else 0.0
         if key in measured:
             epoch, source = measured[key], "measured"
         elif shapes.get(key) in by_shape:

@@ -3,8 +3,3 @@ one launch per sweep (``launch.json``); ``network`` keeps a local Ray and its da
 that every node sees the data and results; ``interrupts`` turns Ctrl-C and SIGTERM into a clean stop; ``quiet``
 keeps TensorFlow's and Ray's native chatter off the terminal.
 """
-from orchestrator.launch.launcher import LaunchError, LaunchOptions, launch
-from orchestrator.launch.lock import LockError, lock_sweep
-from orchestrator.launch.network import NetworkError
-
-__all__ = ["LaunchError", "LaunchOptions", "LockError", "NetworkError", "launch", "lock_sweep"]

@@ -1,5 +1,5 @@
 """Checks of a Ray cluster against a sweep before any trial starts: every trial shape fits on some node, and every
-node that can run a trial sees the results and the dataset at the same paths."""
+node that can run a trial sees the results and the dataset at the same paths, or reads them from object storage."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from trainer.storage import Location
+from trainer.storage import Location, is_remote
 
 if TYPE_CHECKING:
     from orchestrator.spec.model import SweepSpec
@@ -19,11 +19,23 @@ class ClusterError(Exception):
 
 STORAGE_CHECK_SECONDS = 120
 SHARED_STORAGE_HINT = "must be on storage every node mounts at the same path (NFS, EFS, Filestore, a Kubernetes volume)"
+CREDENTIALS_HINT = ("give every node credentials for the bucket (an instance role, workload identity, or AWS_* / "
+                    "GOOGLE_APPLICATION_CREDENTIALS where Ray starts)")
 
 
 def missing_paths(paths: list[str]) -> list[str]:
-    """The ``paths`` this process cannot see; runs as a Ray task pinned to each node by ``check_shared_storage``."""
-    return [p for p in paths if not os.path.exists(p)]
+    """The ``paths`` this process cannot see (object-store URIs: cannot read with this node's credentials); runs as a
+    Ray task pinned to each node by ``check_shared_storage``."""
+    return [p for p in paths if not _reachable(p)]
+
+
+def _reachable(path: str) -> bool:
+    if not is_remote(path):
+        return os.path.exists(path)
+    try:
+        return Location.of(path).exists()
+    except Exception:  # noqa: BLE001 - whatever stops this node reading the bucket (credentials, network, options)
+        return False
 
 
 def trial_nodes() -> list[dict]:
@@ -60,11 +72,13 @@ def unseen_paths(paths: dict[str, Path], nodes: list[dict], timeout: float = STO
     return blind
 
 
-def check_shared_storage(sweep_dir: Location | Path, dataset_dir: Path, echo: Callable[[str], None]) -> None:
+def check_shared_storage(sweep_dir: Location | Path, dataset_dir: Path | Location,
+                         echo: Callable[[str], None]) -> None:
     """On a cluster of several nodes, refuse to start unless every node that can run a trial sees the sweep directory
     (a retried trial resumes from its checkpoint on whichever node it lands) and the dataset at the same paths. Ray
     Tune would not notice: trials would fail one by one, or a lost node's trial would restart from scratch. Results
-    on an object store (a URI) are shared by nature; only the dataset is checked then."""
+    on an object store (a URI) are shared by nature; a dataset there must be readable from every node (each copies
+    it, ``trainer.data.cache``), which is what is checked then."""
     import ray
 
     from trainer.data import INFO_FILE
@@ -88,7 +102,10 @@ def check_shared_storage(sweep_dir: Location | Path, dataset_dir: Path, echo: Ca
         problems.append(f"shared storage: {len(blind['results'])} of {len(nodes)} nodes cannot see the results "
                         f"directory {sweep_dir} ({', '.join(blind['results'])}); results and checkpoints (--results) "
                         f"{SHARED_STORAGE_HINT}")
-    if "dataset" in blind:
+    if "dataset" in blind and isinstance(dataset_dir, Location) and not dataset_dir.local:
+        problems.append(f"object storage: {len(blind['dataset'])} of {len(nodes)} nodes cannot read the dataset "
+                        f"{dataset_dir.shown} ({', '.join(blind['dataset'])}); {CREDENTIALS_HINT}")
+    elif "dataset" in blind:
         problems.append(f"shared storage: {len(blind['dataset'])} of {len(nodes)} nodes cannot see the dataset "
                         f"{dataset_dir} ({', '.join(blind['dataset'])}); it {SHARED_STORAGE_HINT}")
     if problems:
@@ -116,8 +133,7 @@ def spec_problems_for_cluster(spec: SweepSpec, nodes: list[dict]) -> list[str]:
     else:
         largest = f"no node has both (the most on one node: {most_cpu:g} CPU, {most_gpu:g} GPU)"
     problems = []
-    batch_sizes = sorted({b for s in spec.studies.values() for b in s.batch_size},
-                         key=lambda b: (b in spec.resources.by_batch_size, b))  # the common shape first
+    batch_sizes = sorted(spec.batch_sizes(), key=lambda b: b in spec.resources.by_batch_size)  # common shape first
     for b in batch_sizes:
         r = spec.trial_resources(b)
         cpu, gpu = r["CPU"], r["GPU"]

@@ -11,7 +11,6 @@ from orchestrator.launch.cluster import ClusterError, check_shared_storage, clus
 from orchestrator.spec.plan import PlannedTrial, format_plan, plan_trials, study_kinds
 from trainer.storage import Location, StorageError
 
-FINISHED = ("completed", "diverged")
 
 
 class LaunchError(Exception):
@@ -34,28 +33,33 @@ class LaunchOptions:
     device: str | None = None  # estimate for this device (A100, H100, H200, T4, A10G, CPU or a calibrated name)
 
 
-def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial]) -> None:
-    """Refuse to mix results of different training settings under one sweep name; record the plan (its keys and
-    its studies' kinds). Reads every results file first, so a damaged one is named before anything is written and
-    before Ray starts."""
+def check_fingerprint(sweep_dir: Location, spec, trials: list[PlannedTrial], images: dict[str, int] | None = None
+                      ) -> None:
+    """Refuse to mix results of different training settings, or of datasets of other sizes, under one sweep name;
+    record the plan (its keys and its studies' kinds) and the dataset's image counts by split (``images``, which
+    the report's intervals need). Reads every results file first, so a damaged one is named before anything is
+    written and before Ray starts."""
     from results import store
     from results.records import SweepRecord
 
     store.check_sweep(sweep_dir)
     fingerprint = spec.fingerprint()
-    keys, kinds = [t.key for t in trials], study_kinds(spec)
+    keys, kinds, images = [t.key for t in trials], study_kinds(spec), dict(images or {})
     recorded = store.read_sweep(sweep_dir)
     if recorded is not None:
-        old = recorded.fingerprint
-        changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
+        # a sweep launched before image counts were recorded has none: nothing to compare them with
+        old = {**recorded.fingerprint, **{f"images.{k}": v for k, v in recorded.images.items() if k in images}}
+        new = {**fingerprint, **{f"images.{k}": v for k, v in images.items() if k in recorded.images}}
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if changed:
-            diffs = "; ".join(f"{k}: {old.get(k)!r} -> {fingerprint.get(k)!r}" for k in changed)
+            diffs = "; ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
             raise LaunchError(f"{sweep_dir / store.SWEEP_FILE}: sweep {spec.name!r} was run with other settings "
                               f"({diffs}); give the spec a new name or use another --results directory")
         keys = list(dict.fromkeys([*recorded.trials, *keys]))
         kinds = {**recorded.studies, **kinds}
+        images = images or dict(recorded.images)
     try:
-        store.write_sweep(sweep_dir, SweepRecord(spec.name, fingerprint, tuple(keys), kinds))
+        store.write_sweep(sweep_dir, SweepRecord(spec.name, fingerprint, tuple(keys), kinds, images))
     except store.StoreError as e:
         raise LaunchError(f"--results: {e}") from None
 
@@ -64,10 +68,23 @@ def pending_trials(sweep_dir: Location, trials: list[PlannedTrial]) -> tuple[lis
     """Trials not finished in earlier launches, and the earlier trials-table rows (``TrialRow`` by key, for attempts
     and times)."""
     from results import store
+    from results.schema import FINISHED
 
     prior = store.read_trial_rows(sweep_dir)
     pending = [t for t in trials if t.key not in prior or prior[t.key].status not in FINISHED]
     return pending, prior
+
+
+def record_shared(sweep_dir: Location, trials: list[PlannedTrial], prior: dict) -> None:
+    """The trials rows and TensorBoard runs of the trials that share a run recorded before this launch (a finished
+    run's shared trials get theirs here; this launch's runs write their shared trials' rows as they go)."""
+    from results import store
+    from orchestrator.tune.results_writer import record_shared_runs, shared_trials
+
+    try:
+        record_shared_runs(sweep_dir, prior, shared_trials(trials))
+    except store.StoreError as e:
+        raise LaunchError(f"--results: {e}") from None
 
 
 def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
@@ -95,13 +112,14 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
 
 @dataclass
 class SweepRun:
-    """One launch of one sweep: the spec and its planned trials, where results go, the prepared data, the options,
-    where lines are printed, the Ctrl-C/SIGTERM catcher and the function that trains each trial."""
+    """One launch of one sweep: the spec and its planned trials, where results go, the prepared data (a directory,
+    or a Location in object storage that each node copies), the options, where lines are printed, the
+    Ctrl-C/SIGTERM catcher and the function that trains each trial."""
 
     spec: object
     trials: list[PlannedTrial]
     sweep_dir: Location
-    dataset_dir: Path
+    dataset_dir: Path | Location
     opts: LaunchOptions
     echo: Callable[[str], None]
     catcher: object
@@ -124,17 +142,22 @@ def _run_on_ray(run: SweepRun, pending: list[PlannedTrial], prior: dict) -> None
         check_shared_storage(sweep_dir, dataset_dir, echo)
     except ClusterError as e:
         raise LaunchError(str(e)) from None
-    from orchestrator.tune.results_writer import ResultsWriter
     from orchestrator.cost.costs import order_and_record
     from orchestrator.tune.metrics import SweepGauges
     from orchestrator.tune.progress import ProgressPrinter
+    from orchestrator.tune.results_writer import ResultsWriter, shared_trials
     from orchestrator.tune.run import run_trials
+    from orchestrator.watch.tally import tally
+    from results import store
+    from results.shared_runs import read_plan
 
     pending, line = order_and_record(sweep_dir, spec, trials, pending, dataset_dir, results=opts.results,
                                      device=opts.device)
     echo(line)
-    writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior)
-    progress = ProgressPrinter(len(runs), spec.train.epochs, done_before=len(runs) - len(pending), echo=echo)
+    writer = ResultsWriter(sweep_dir, spec.name, {t.key: t.studies for t in trials}, prior, shared_trials(trials),
+                           prior_epochs=store.read_epochs(sweep_dir))
+    record, plan = store.read_sweep(sweep_dir), read_plan(sweep_dir)
+    progress = ProgressPrinter(lambda: tally(record, *writer.tables(), plan).summary(), echo=echo)
     gauges = SweepGauges(spec.name, len(pending))
     try:
         run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir,
@@ -154,6 +177,7 @@ def _run_on_ray(run: SweepRun, pending: list[PlannedTrial], prior: dict) -> None
 def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
     """A table of the sweep's trials and the keys of those that failed."""
     from results import store
+    from results.schema import TrialStatus
 
     trials = store.read_trial_rows(sweep_dir)
     lines = [f"{'trial':<24} {'status':<10} {'epochs':>6} {'final val err %':>16}  error"]
@@ -161,11 +185,11 @@ def summary(sweep_dir: Location, keys: list[str]) -> tuple[str, list[str]]:
     for key in keys:
         r = trials.get(key)
         if r is None:
-            lines.append(f"{key:<24} {'pending':<10} {0:>6} {'-':>16}")
+            lines.append(f"{key:<24} {TrialStatus.PENDING:<10} {0:>6} {'-':>16}")
             continue
         err = "-" if r.final_val_err is None or math.isnan(r.final_val_err) else f"{r.final_val_err:.2f}"
         lines.append(f"{key:<24} {r.status:<10} {r.epochs:>6} {err:>16}  {r.error or ''}")
-        if r.status == "failed":
+        if r.status == TrialStatus.FAILED:
             failed.append(key)
     return "\n".join(lines), failed
 
@@ -217,8 +241,9 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
         sweep_dir = Location.of(opts.results) / spec.name
     except StorageError as e:
         raise LaunchError(f"--results {e}") from None
-    dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve()).resolve()
-    data.verify(dataset_dir, data.load_info(dataset_dir))
+    dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve())
+    dataset_dir = dataset_dir.resolve() if isinstance(dataset_dir, Path) else dataset_dir
+    data.check_prepared(dataset_dir)
     from orchestrator.tune.run import TrainerChoice
 
     try:
@@ -234,8 +259,12 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
 
 def _run(run: SweepRun) -> int:
     spec, trials, runs, sweep_dir, opts, echo = run.spec, run.trials, run.runs, run.sweep_dir, run.opts, run.echo
-    check_fingerprint(sweep_dir, spec, trials)
+    from trainer import data
+
+    counts = data.load_info(run.dataset_dir).counts
+    check_fingerprint(sweep_dir, spec, trials, {k: int(v) for k, v in counts.items() if k in ("train", "val") and v})
     pending, prior = pending_trials(sweep_dir, runs)
+    record_shared(sweep_dir, trials, prior)
     if not pending:
         echo(f"all {len(runs)} trials are finished; nothing to run")
     else:

@@ -9,16 +9,18 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AllowInfNan, BaseModel, ConfigDict, Field, Strict, StrictBool, StrictInt
+from pydantic import AfterValidator, AllowInfNan, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StrictBool, \
+    StrictInt
 
 from normalization import NORM_KINDS
-from orchestrator.spec.problems import SpecError, describe  # noqa: F401 - SpecError: the spec's error type
+from orchestrator.spec.problems import describe
 from trainer.config import PRECISIONS, TrainSettings
 from trainer.models import MODEL_NAMES, default_groups
 
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_TRIALS_LIMIT = 100_000
 MAX_SEED = 2**32 - 1  # NumPy's seed range (keras.utils.set_random_seed)
+MAX_SEED_COUNT = 100  # ``seeds: N``: more than this is a typo, not a sweep
 
 
 def _check_name(value: str) -> str:
@@ -44,12 +46,25 @@ def _unique(values: list | None) -> list | None:
     return values
 
 
+def _seed_count(value):
+    """``seeds: N`` is seeds 0 to N-1; a list is kept as written (so its fingerprint and trial keys stay)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 1 <= value <= MAX_SEED_COUNT:
+            raise ValueError(f"a count of seeds must be 1 to {MAX_SEED_COUNT}, got {describe(value)}")
+        return list(range(value))
+    if not isinstance(value, list):
+        raise ValueError(f"must be a count of seeds (seeds: 3 is 0, 1, 2) or a list of them, got {describe(value)}")
+    return value
+
+
 PosInt = Annotated[StrictInt, Field(ge=1)]
 Real = Annotated[float, Strict(), AllowInfNan(False)]  # strict float: ints are fine, strings and bools are not
 Name = Annotated[str, AfterValidator(_check_name)]
 Gpu = Annotated[Real, Field(ge=0), AfterValidator(_check_gpu)]
 Cpu = Annotated[Real, Field(gt=0)]
 Grid = Annotated[list[PosInt], Field(min_length=1), AfterValidator(_unique)]
+Seeds = Annotated[list[Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]], Field(min_length=1), AfterValidator(_unique),
+                  BeforeValidator(_seed_count)]
 
 
 class _Strict(BaseModel):
@@ -72,12 +87,14 @@ class TrainSpec(_Strict):
 
 
 class StudySpec(_Strict):
-    """One grid: norm x batch size x (groups or channels per group, gn only) x the spec's seeds."""
+    """One grid: norm x batch size x (groups or channels per group, gn only) x seeds (its own, else the spec's: a
+    study of small effects can take more seeds than the others)."""
 
     norm: Annotated[list[Literal[NORM_KINDS]], Field(min_length=1), AfterValidator(_unique)]
     batch_size: Grid
     groups: Grid | None = None
     channels_per_group: Grid | None = None
+    seeds: Seeds | None = None
 
 
 class Grouping(_Strict):
@@ -104,15 +121,15 @@ class ResourcesSpec(_Strict):
 
 class SweepSpec(_Strict):
     """A validated sweep spec. ``dataset`` is kept as written: a relative path resolves against the current working
-    directory of whoever loads the spec."""
+    directory of whoever loads the spec; an object-store URI (``s3://``, ``gs://``, pyarrow's options in the query)
+    names a dataset prepared there, which each node copies (``trainer.data.cache``)."""
 
     name: Name
     dataset: Annotated[str, Field(min_length=1)]
     model: Literal[MODEL_NAMES]
     train: TrainSpec = TrainSpec()
     studies: Annotated[dict[Name, StudySpec], Field(min_length=1)]
-    seeds: Annotated[list[Annotated[StrictInt, Field(ge=0, le=MAX_SEED)]], Field(min_length=1),
-                     AfterValidator(_unique)] = [0]
+    seeds: Seeds = [0]
     defaults: Grouping = Grouping()
     resources: ResourcesSpec = ResourcesSpec()
     replicas: PosInt = 1
@@ -128,6 +145,10 @@ class SweepSpec(_Strict):
             return "channels_per_group", self.defaults.channels_per_group
         return "groups", self.defaults.groups if self.defaults.groups is not None else default_groups(self.model)
 
+    def batch_sizes(self) -> list[int]:
+        """Every batch size some study trains at, smallest first."""
+        return sorted({b for study in self.studies.values() for b in study.batch_size})
+
     def resources_for(self, batch_size: int) -> dict:
         """``{"cpu": x, "gpu": y}`` of one trial (one replica's GPU share) after the ``by_batch_size`` override."""
         override = self.resources.by_batch_size.get(batch_size)
@@ -139,7 +160,7 @@ class SweepSpec(_Strict):
 
     def trial_resources(self, batch_size: int) -> dict[str, float]:
         """What one trial of ``batch_size`` holds, in Ray's resource names: its CPUs, and a replica's GPU share
-        times the replicas."""
+        times the replicas. The one rule: Ray's request, the cost estimate, plan.json and the cluster check read it."""
         r = self.resources_for(batch_size)
         return {"CPU": float(r["cpu"]), "GPU": float(r["gpu"]) * self.replicas}
 

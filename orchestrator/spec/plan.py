@@ -37,15 +37,21 @@ def _groupings(spec, study, norm: str) -> list[dict]:
     return [{field: value}]
 
 
+def study_seeds(spec, study) -> list[int]:
+    """The study's own seeds, else the spec's."""
+    return study.seeds if study.seeds is not None else spec.seeds
+
+
 def study_size(spec, study) -> int:
     """How many trials one study's grid holds (before sharing with other studies), without expanding it."""
-    return sum(len(_groupings(spec, study, n)) for n in study.norm) * len(study.batch_size) * len(spec.seeds)
+    return (sum(len(_groupings(spec, study, n)) for n in study.norm) * len(study.batch_size)
+            * len(study_seeds(spec, study)))
 
 
 def study_trials(spec, study) -> Iterator[TrialConfig]:
     """One study's grid (norm x batch size x groups or channels per group x seed), lazily: the one expansion."""
     train = spec.train_settings()
-    for norm, batch, seed in itertools.product(study.norm, study.batch_size, spec.seeds):
+    for norm, batch, seed in itertools.product(study.norm, study.batch_size, study_seeds(spec, study)):
         for extra in _groupings(spec, study, norm):
             yield TrialConfig(model=spec.model, norm=norm, batch_size=batch, seed=seed, replicas=spec.replicas,
                               train=train, **extra)

@@ -70,12 +70,12 @@ def _semantic_problems(spec: SweepSpec) -> list[tuple[str, str]]:
         problems.append(("studies", f"the grids expand to {'at least ' if n_trials > spec.max_trials + 1 else ''}"
                                     f"{n_trials} trials, more than max_trials {spec.max_trials}"))
 
-    batch_sizes = {b for s in spec.studies.values() for b in s.batch_size}
+    batch_sizes = spec.batch_sizes()
     for b in spec.resources.by_batch_size:
         if b not in batch_sizes:
             problems.append((f"resources.by_batch_size.{b}", f"no study has batch size {b}"))
     if spec.replicas > 1:
-        for b in sorted(batch_sizes):
+        for b in batch_sizes:
             gpu = spec.resources_for(b)["gpu"]
             if 0 < gpu < 1:
                 where = "resources.by_batch_size" if b in spec.resources.by_batch_size else "resources.gpu"

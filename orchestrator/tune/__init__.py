@@ -3,8 +3,3 @@ retries, resume from checkpoints) over ``trainer.train_trial``; ``results_writer
 writes each reported epoch and each ended trial to the results store; ``metrics`` exports Ray gauges; ``progress``
 prints one line per event.
 """
-from orchestrator.tune.progress import ProgressPrinter
-from orchestrator.tune.results_writer import ResultsWriter
-from orchestrator.tune.run import WORKER_ENV, run_trials
-
-__all__ = ["ProgressPrinter", "ResultsWriter", "WORKER_ENV", "run_trials"]

@@ -1,7 +1,9 @@
-"""Progress of a running sweep on the terminal: trials done, running and failed, epochs, elapsed and remaining."""
+"""Progress of a running sweep on the terminal: one line per trial event, saying what ``describe`` says (the
+launch passes ``orchestrator.watch.tally``'s summary, the count ``status`` prints too) after the elapsed time."""
 from __future__ import annotations
 
 import time
+from typing import Callable
 
 from ray import tune
 
@@ -12,55 +14,33 @@ def _clock(seconds: float) -> str:
 
 
 class ProgressPrinter(tune.Callback):
-    """One line when a trial starts, ends or fails, and at most every ``interval`` seconds on epochs."""
+    """One line when a trial starts, ends or fails, and at most every ``interval`` seconds on epochs. Put it after
+    the results writer in Tune's callbacks, so ``describe`` sees the event it reports on."""
 
-    def __init__(self, total_trials: int, epochs_per_trial: int, done_before: int = 0, echo=print,
-                 interval: float = 10.0):
-        self.total = total_trials
-        self.epochs_per_trial = epochs_per_trial
-        self.done = done_before
-        self.failed = 0
-        self.running: set[str] = set()
-        self.epochs: dict[str, int] = {}
+    def __init__(self, describe: Callable[[], str], echo=print, interval: float = 10.0):
+        self.describe = describe
         self.start = time.monotonic()
         self.last = 0.0
         self.echo = echo
         self.interval = interval
 
     def line(self, event: str = "") -> str:
-        elapsed = time.monotonic() - self.start
-        done_epochs = sum(self.epochs.values())
-        todo = (self.total - self.done - self.failed) * self.epochs_per_trial - sum(
-            self.epochs.get(k, 0) for k in self.running)
-        rate = done_epochs / elapsed if elapsed > 0 and done_epochs else 0.0
-        left = _clock(todo / rate) if rate else "?"
-        return (f"[{_clock(elapsed)}] {self.done}/{self.total} done, {len(self.running)} running, "
-                f"{self.failed} failed, {done_epochs} epochs this launch, ~{left} left" + (f"  {event}" if event
-                                                                                          else ""))
+        return f"[{_clock(time.monotonic() - self.start)}] {self.describe()}" + (f"  {event}" if event else "")
 
     def _say(self, event: str) -> None:
         self.last = time.monotonic()
         self.echo(self.line(event))
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self.running.add(trial.config["trial"]["key"])
         self._say(f"started {trial.config['trial']['key']}")
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        key = trial.config["trial"]["key"]
-        if "epoch" in result:
-            self.epochs[key] = max(self.epochs.get(key, 0), int(result["epoch"]))
         if time.monotonic() - self.last >= self.interval:
+            key = trial.config["trial"]["key"]
             self._say(f"{key} epoch {result.get('epoch')} val_err {result.get('val_err', float('nan')):.1f}%")
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        key = trial.config["trial"]["key"]
-        self.running.discard(key)
-        self.done += 1
-        self._say(f"finished {key}")
+        self._say(f"finished {trial.config['trial']['key']}")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        key = trial.config["trial"]["key"]
-        self.running.discard(key)
-        self.failed += 1
-        self._say(f"FAILED {key}")
+        self._say(f"FAILED {trial.config['trial']['key']}")

@@ -7,7 +7,6 @@ import importlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -62,6 +61,7 @@ def run_trial(config: dict) -> None:
     from ray import tune
 
     from trainer import TrialConfig
+    from trainer.data.cache import local_dataset
     from trainer.storage import Location
 
     trial = TrialConfig.from_dict(config["trial"]["config"])
@@ -80,7 +80,8 @@ def run_trial(config: dict) -> None:
 
     trainer = TrainerChoice(**config["trainer"])
     checkpoint_dir = Location.of(config["checkpoint_root"]) / trial.key
-    trainer.function()(trial, config["dataset_dir"], checkpoint_dir, report, cpus=cpus, gpu=gpu, **trainer.options)
+    with local_dataset(config["dataset_dir"]) as dataset_dir:  # a dataset in object storage: this node's copy
+        trainer.function()(trial, dataset_dir, checkpoint_dir, report, cpus=cpus, gpu=gpu, **trainer.options)
 
 
 class NamedByTrialKey:
@@ -96,8 +97,8 @@ class NamedByTrialKey:
 run_trial.__mixins__ = (NamedByTrialKey,)
 
 
-def trial_resources(spec):
-    """Per-trial resource bundles (by batch size when the spec says so; GPUs times replicas)."""
+def placement_groups(spec):
+    """Each trial's Ray request: one bundle of ``SweepSpec.trial_resources`` for its batch size."""
     from ray.tune import PlacementGroupFactory
 
     def resources(config: dict) -> PlacementGroupFactory:
@@ -107,14 +108,15 @@ def trial_resources(spec):
     return resources
 
 
-def run_trials(spec, pending, *, sweep_dir, dataset_dir: Path, callbacks: list,
+def run_trials(spec, pending, *, sweep_dir, dataset_dir, callbacks: list,
                max_concurrent: int | None = None, trainable=run_trial, trainer: TrainerChoice | None = None):
     """Run ``pending`` planned trials on the connected Ray cluster, started in the order given (the launch puts the
     longest first: Tune's BasicVariantGenerator expands a single grid_search list in its order and its FIFO
     scheduler stages pending trials in that order); returns Tune's ResultGrid. ``sweep_dir`` is a
-    ``trainer.storage.Location`` (or a local path); Tune keeps its own state there too. ``trainable`` is
-    replaceable for scheduling benchmarks; ``trainer`` is the function ``run_trial`` calls (by default as the
-    environment chooses, ``TrainerChoice.from_env``)."""
+    ``trainer.storage.Location`` (or a local path); Tune keeps its own state there too. ``dataset_dir`` is a
+    prepared directory every node sees, or a Location in object storage that each trial's node copies.
+    ``trainable`` is replaceable for scheduling benchmarks; ``trainer`` is the function ``run_trial`` calls (by
+    default as the environment chooses, ``TrainerChoice.from_env``)."""
     import logging
 
     from ray import tune
@@ -133,7 +135,7 @@ def run_trials(spec, pending, *, sweep_dir, dataset_dir: Path, callbacks: list,
         "trainer": asdict(trainer or TrainerChoice.from_env()),
     }
     tuner = tune.Tuner(
-        tune.with_resources(trainable, trial_resources(spec)),
+        tune.with_resources(trainable, placement_groups(spec)),
         param_space=param_space,
         tune_config=tune.TuneConfig(max_concurrent_trials=max_concurrent, reuse_actors=False,
                                     trial_name_creator=lambda t: t.config["trial"]["key"],

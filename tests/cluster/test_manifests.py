@@ -18,7 +18,11 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = ROOT / "cluster"
-LAUNCHER_CONFIGS = ["aws.yaml", "gcp.yaml"]
+SHARED_LAUNCHERS = ["aws.yaml", "gcp.yaml"]  # a shared NFS mount for data and results
+BUCKET_LAUNCHERS = ["aws-bucket.yaml", "gcp-bucket.yaml"]  # only a bucket: no shared file system
+LAUNCHER_CONFIGS = SHARED_LAUNCHERS + BUCKET_LAUNCHERS
+CREDENTIAL_WORDS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "GOOGLE_APPLICATION_CREDENTIALS",
+                    "private_key", "aws_secret", "credentials.json")
 RAY_MAJOR_MINOR = ".".join(ray.__version__.split(".")[:2])
 
 
@@ -72,7 +76,41 @@ def test_launcher_config_installs_gnsweep_and_keeps_the_dashboard_local(name):
     run_options = " ".join(config["docker"]["run_options"])
     assert "RAY_AUTH_MODE=token" in run_options
     assert "~/.ray/auth_token" in config["file_mounts"]
+
+
+@pytest.mark.parametrize("name", SHARED_LAUNCHERS)
+def test_shared_mount_launcher_mounts_the_shared_file_system(name):
+    config = load(name)
+    run_options = " ".join(config["docker"]["run_options"])
     assert "/mnt/shared" in run_options and any("/mnt/shared" in c for c in config["initialization_commands"])
+
+
+@pytest.mark.parametrize("name", BUCKET_LAUNCHERS)
+def test_bucket_launcher_shares_no_file_system_and_takes_credentials_from_roles(name):
+    from trainer.data.cache import CACHE_ENV, LIMIT_ENV
+
+    config = load(name)
+    text = json.dumps(config)  # the configuration itself, comments left out
+    assert "/mnt/shared" not in text and "nfs" not in text.lower() and "mount -" not in text
+    run_options = config["docker"]["run_options"]
+    env = dict(o.removeprefix("--env ").split("=", 1) for o in run_options if o.startswith("--env "))
+    volumes = dict(o.removeprefix("-v ").split(":", 1) for o in run_options if o.startswith("-v "))
+    host = next(h for h, inside in volumes.items() if env[CACHE_ENV].startswith(inside + "/"))
+    assert any(host in c for c in config["initialization_commands"]), "the cache folder is made on the host"
+    assert float(env[LIMIT_ENV]) > 0
+    worker = next(t["node_config"] for n, t in config["available_node_types"].items()
+                  if n != config["head_node_type"])
+    if config["provider"]["type"] == "aws":
+        assert worker["IamInstanceProfile"]["Arn"].startswith("arn:aws:iam::")
+    else:
+        account = worker["serviceAccounts"][0]
+        assert account["email"].endswith(".iam.gserviceaccount.com") and any("cloud-platform" in scope
+                                                                              for scope in account["scopes"])
+    assert list(config["file_mounts"]) == ["~/.ray/auth_token"]  # no credential file travels
+    raw = (CLUSTER / name).read_text()
+    assert not any(word in raw for word in CREDENTIAL_WORDS)
+    scheme = "s3" if config["provider"]["type"] == "aws" else "gs"
+    assert f"--out {scheme}://" in raw and f"--results {scheme}://" in raw and f"dataset: {scheme}://" in raw
 
 
 @pytest.mark.parametrize("name", LAUNCHER_CONFIGS)
@@ -96,20 +134,22 @@ def pod_specs(cluster_spec: dict) -> list[tuple[str, dict]]:
     return pods
 
 
-def kuberay_cluster_specs():
-    cluster = load("kuberay/raycluster.yaml")
-    job = load("kuberay/rayjob.yaml")
-    return [("raycluster", cluster["spec"]), ("rayjob", job["spec"]["rayClusterSpec"])]
+def kuberay_cluster_specs(folder: str = "kuberay"):
+    cluster = load(f"{folder}/raycluster.yaml")
+    job = load(f"{folder}/rayjob.yaml")
+    return [(f"{folder}/raycluster", cluster["spec"]), (f"{folder}/rayjob", job["spec"]["rayClusterSpec"])]
 
 
-@pytest.mark.parametrize("path, kind", [("kuberay/raycluster.yaml", "RayCluster"), ("kuberay/rayjob.yaml", "RayJob")])
+@pytest.mark.parametrize("path, kind", [("kuberay/raycluster.yaml", "RayCluster"), ("kuberay/rayjob.yaml", "RayJob"),
+                                        ("kuberay/bucket/raycluster.yaml", "RayCluster"),
+                                        ("kuberay/bucket/rayjob.yaml", "RayJob")])
 def test_kuberay_manifest_kind(path, kind):
     manifest = load(path)
     assert manifest["apiVersion"] == "ray.io/v1"
     assert manifest["kind"] == kind
 
 
-@pytest.mark.parametrize("label, spec", kuberay_cluster_specs())
+@pytest.mark.parametrize("label, spec", kuberay_cluster_specs() + kuberay_cluster_specs("kuberay/bucket"))
 def test_kuberay_cluster_spec(label, spec):
     assert ".".join(str(spec["rayVersion"]).split(".")[:2]) == RAY_MAJOR_MINOR
     assert spec["authOptions"] == {"mode": "token"}
@@ -140,6 +180,49 @@ def test_every_kuberay_pod_mounts_the_shared_volume(label, spec):
             assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
             assert mounts["/opt/gnsweep/data"]["subPath"] == "data"
             assert container["workingDir"] == "/opt/gnsweep"
+
+
+@pytest.mark.parametrize("label, spec", kuberay_cluster_specs("kuberay/bucket"))
+def test_bucket_kuberay_pods_share_no_volume_and_run_as_the_bucket_account(label, spec):
+    from trainer.data.cache import CACHE_ENV, LIMIT_ENV
+
+    account = load("kuberay/bucket/serviceaccount.yaml")
+    assert account["kind"] == "ServiceAccount" and "secrets" not in account
+    annotations = account["metadata"]["annotations"]
+    assert annotations["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+    assert annotations["iam.gke.io/gcp-service-account"].endswith(".iam.gserviceaccount.com")
+    for group, pod in pod_specs(spec):
+        assert pod["serviceAccountName"] == account["metadata"]["name"], f"{label}/{group}"
+        volumes = {v["name"]: v for v in pod.get("volumes", [])}
+        assert not any("persistentVolumeClaim" in v or "nfs" in v for v in volumes.values()), f"{label}/{group}"
+        if group == "head":
+            continue
+        container = pod["containers"][0]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        mount = next(path for path in mounts if env[CACHE_ENV].startswith(path + "/"))
+        cache = volumes[mounts[mount]]["emptyDir"]
+        assert float(env[LIMIT_ENV]) < float(cache["sizeLimit"].removesuffix("Gi")), "the bound fits the volume"
+    raw = "".join((CLUSTER / "kuberay/bucket" / f).read_text() for f in ("raycluster.yaml", "rayjob.yaml",
+                                                                          "serviceaccount.yaml"))
+    assert not any(word in raw for word in CREDENTIAL_WORDS)
+
+
+def test_bucket_rayjob_runs_the_spec_from_its_configmap_with_results_in_the_bucket():
+    spec = load("kuberay/bucket/rayjob.yaml")["spec"]
+    entrypoint = spec["entrypoint"].split()
+    assert entrypoint[:2] == ["gnsweep", "launch"]
+    assert entrypoint[entrypoint.index("--results") + 1].startswith("s3://")
+    head = spec["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]
+    mounts = {m["mountPath"]: m["name"] for m in head["containers"][0]["volumeMounts"]}
+    volume = next(v for v in head["volumes"] if v["name"] == mounts[str(Path(entrypoint[2]).parent)])
+    assert volume["configMap"]["name"] == "gnsweep-spec"
+    assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] > 0
+
+
+def test_readme_leads_with_the_bucket_only_cluster():
+    headings = [line for line in (CLUSTER / "README.md").read_text().splitlines() if line.startswith("## ")]
+    assert "bucket" in headings[0].lower() and any("shared" in h.lower() for h in headings[1:])
 
 
 def test_rayjob_runs_the_sweep_and_cleans_up():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.spec.model import SpecError
+from orchestrator.spec.problems import SpecError
 from orchestrator.spec.file import load_spec
 from tests.support.cli import process_env
 
@@ -137,6 +137,11 @@ CASES = [
      "32 is listed twice"),
     ("duplicate-norms", study("{norm: [gn, gn], batch_size: [32]}"), "studies.s.norm", "'gn' is listed twice"),
     ("duplicate-seeds", spec(seeds="[0, 0]"), "seeds", "listed twice"),
+    ("seed-count-zero", spec(seeds="0"), "seeds", "a count of seeds must be 1 to 100, got 0"),
+    ("seed-count-huge", spec(seeds="100000000000"), "seeds", "a count of seeds must be 1 to 100, got 100000000000"),
+    ("seed-count-float", spec(seeds="2.5"), "seeds", "must be a count of seeds (seeds: 3 is 0, 1, 2) or a list"),
+    ("study-seed-count-negative", study("{norm: [bn], batch_size: [32], seeds: -3}"), "studies.s.seeds",
+     "a count of seeds must be 1 to 100, got -3"),
 ]
 
 

@@ -77,7 +77,9 @@ def test_results_show_a_shared_run_in_every_study(tmp_path):
     """The run's Parquet rows are written once; status and report readers expand them under the alias."""
     import json
 
-    from results import analysis, store
+    from results import store
+    from results.frames import study_table, trial_results
+    from results.studies import find_studies
     from orchestrator.tune.results_writer import config_columns
     from results.records import EpochRow, TrialRow
     from results.shared_runs import PLAN_FILE, expand_shared, report_lines
@@ -104,10 +106,10 @@ def test_results_show_a_shared_run_in_every_study(tmp_path):
         "why": "GN with G = 1 is LN"}}}))
     assert sorted(store.read_trials(tmp_path)["trial_key"]) == ["bn-b32-s0", "gn-b32-g8-s0", "ln-b32-s0"]
     epochs, table = expand_shared(tmp_path, store.read_epochs(tmp_path), store.read_trials(tmp_path))
-    results = analysis.trial_results(epochs, table)
-    groups = next(s for s in analysis.find_studies(results) if s.name == "groups")
+    results = trial_results(epochs, table)
+    groups = next(s for s in find_studies(results) if s.name == "groups")
     assert groups.kind == "groups" and set(groups.trial_keys) == {"gn-b32-g8-s0", "gn-b32-g1-s0"}
-    row = analysis.study_table(results, groups).set_index("groups").loc[1]
+    row = study_table(results, groups).set_index("groups").loc[1]
     assert row["norm"] == "gn" and row["final_val_err"] == pytest.approx(53.0) and row["complete"]
     assert report_lines(table) == [
         "Shared runs (each computation is trained once; its result appears in every study that includes it):",

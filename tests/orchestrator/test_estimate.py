@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.cost.estimate import DIGITS, TINY_IMAGENET, Estimator, data_shape, forward_macs
+from orchestrator.cost.estimate import Estimator, data_shape, forward_macs
 from orchestrator.spec.plan import plan_trials
 from orchestrator.cost.schedule import Job, longest_first, lower_bound, makespan, simulate
 from orchestrator.spec.file import load_spec
+from trainer.data.shapes import DIGITS, TINY_IMAGENET
 
 REPO = Path(__file__).resolve().parents[2]
 PAPER = REPO / "sweeps" / "paper.yaml"
@@ -40,6 +41,9 @@ def test_dry_run_of_the_paper_sweep_without_data_prints_its_cost(tmp_path):
     assert "ROUGH estimate" in out and "assumed 25 TFLOP/s" in out
     total = re.search(r"total: 23 runs, ([\d,.]+) A100 GPU-hours \(2 trials share another's run\)", out)
     assert total and 50 < float(total.group(1).replace(",", "")) < 1000, out
+    # one seed: one more costs what the sweep costs
+    assert f"seeds: 1 per configuration; one more seed in every study adds 23 runs, {total.group(1)} A100 " \
+           f"GPU-hours" in out
     wall = re.search(r"wall time on 8 GPUs \(asked; CPUs assumed not to limit\): ([\d.]+) h longest first .*"
                      r"lower bound ([\d.]+) h", out)
     assert wall and float(wall.group(2)) <= float(wall.group(1)) <= 1.34 * float(wall.group(2)), out
@@ -48,6 +52,15 @@ def test_dry_run_of_the_paper_sweep_without_data_prints_its_cost(tmp_path):
     assert len(rows) == 25
     assert "= ln-b32-s0" in rows["gn-b32-g1-s0"] and "= in-b32-s0" in rows["gn-b32-cpg1-s0"]
     assert re.search(r"\d+(\.\d)? min +\d+(\.\d)? h", rows["bn-b2-s0"])
+
+
+def test_dry_run_of_three_seeds_where_effects_are_small(tmp_path):
+    run = subprocess.run([sys.executable, "-c", DRY_RUN, str(REPO / "sweeps" / "paper-3seeds.yaml"), "--gpus", "8",
+                          "--device", "A100"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "EXIT 0" in run.stdout, run.stderr[-2000:]
+    assert re.search(r"total: 53 runs, [\d,.]+ A100 GPU-hours", run.stdout), run.stdout[-2000:]
+    assert re.search(r"seeds: 1 per configuration \(3 in norms, 3 in groups, 3 in channels_per_group\); one more "
+                     r"seed in every study adds 23 runs, [\d.]+ A100 GPU-hours", run.stdout), run.stdout[-2000:]
 
 
 def test_dry_run_on_this_machine_says_it_cannot_run_gpu_trials_here(tmp_path):
@@ -59,6 +72,7 @@ def test_dry_run_on_this_machine_says_it_cannot_run_gpu_trials_here(tmp_path):
 
 def test_data_shape_prefers_dataset_json(tmp_path, digits_dataset):
     assert data_shape("builtin:digits", tmp_path).source.startswith("the known sizes of the built-in digits")
+    assert data_shape("builtin:digits", digits_dataset.parent).source == str(digits_dataset / "dataset.json")
     shape = data_shape(str(digits_dataset))
     assert (shape.train, shape.val, shape.image_size, shape.num_classes) == \
         (DIGITS.train, DIGITS.val, DIGITS.image_size, DIGITS.num_classes)

@@ -6,7 +6,7 @@ import pytest
 
 from orchestrator.cost.packing import memory_warnings
 from orchestrator.spec.plan import plan_trials
-from orchestrator.spec.model import SpecError
+from orchestrator.spec.problems import SpecError
 from orchestrator.spec.file import load_spec
 from orchestrator.spec.validation import parse_spec
 
@@ -39,7 +39,7 @@ def test_paper_8gpu_is_the_papers_protocol(in_a_project):
     assert [c.lr for c in (t.config for t in one_gpu) if c.batch_size == 32][0] == pytest.approx(0.1 * 32 / 256)
 
 
-@pytest.mark.parametrize("name", ["paper", "paper-8gpu", "seed"])
+@pytest.mark.parametrize("name", ["paper", "paper-3seeds", "paper-8gpu", "seed"])
 def test_shipped_gpu_fractions_hold_the_estimated_peak(name, in_a_project):
     spec = load_spec(SWEEPS / f"{name}.yaml")
     assert memory_warnings(spec) == []

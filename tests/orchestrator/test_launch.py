@@ -70,6 +70,7 @@ def test_sweep_end_to_end(small_sweep):
     assert sorted(shared["studies"]) == ["norms", "small"]
     record = json.loads((root / "results" / "small" / "sweep.json").read_text())
     assert record["studies"] == {"norms": "norms", "small": "batch_size"}
+    assert record["images"] == {"train": 1437, "val": 360}  # dataset.json's counts: the report's val size
     assert sorted(record["trials"]) == sorted(trials["trial_key"])
     for key, group in epochs.groupby("trial_key"):
         final = trials.set_index("trial_key").loc[key, "final_val_err"]
@@ -86,12 +87,13 @@ def test_status_lists_every_trial(small_sweep):
     trials = pd.read_parquet(root / "results" / "small" / "trials").set_index("trial_key")
     rows = {line.split()[0]: line.split() for line in lines[1:4]}
     assert lines[0].split() == ["trial", "status", "epochs", "latest", "%", "final", "%", "left", "error"]
-    assert sorted(rows) == sorted(trials.index) and len(lines) == 5
+    assert sorted(rows) == sorted(trials.index) and len(lines) == 6
     for key, (_, status, n, latest, final, left) in rows.items():
         assert (status, int(n)) == ("completed", EPOCHS)
         assert float(latest) == pytest.approx(epochs[epochs.trial_key == key]["val_err"].iloc[-1], abs=0.005)
         assert float(final) == pytest.approx(trials.loc[key, "final_val_err"], abs=0.005)
-    assert lines[4].startswith("remaining: 0 s of trial time")
+    assert lines[4] == "3/3 trials ended, 0 running; nothing left to run"
+    assert lines[5].startswith("remaining: 0 s of trial time")
 
 
 @pytest.mark.slow
@@ -139,7 +141,30 @@ def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path, digits_dataset):
     run = gnsweep("launch", spec, "--dry-run", "--results", tmp_path / "results", cwd=tmp_path, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "3 trials" in run.stdout and "bn-b64-s0" in run.stdout and "per study: norms 2, small 2" in run.stdout
+    assert "seeds: 1 per configuration; one more seed in every study adds 3 runs, " in run.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_the_launch_records_the_datasets_image_counts_and_refuses_other_ones(tmp_path, digits_dataset):
+    """sweep.json keeps dataset.json's counts (the report's intervals need the val size); a relaunch on a dataset of
+    another size under the same name is refused, as changed settings are; a sweep recorded before counts takes them."""
+    from orchestrator.launch.launcher import LaunchError, check_fingerprint
+    from orchestrator.spec.file import load_spec
+    from orchestrator.spec.plan import plan_trials
+    from results import store
+    from results.records import SweepRecord
+    from trainer.data import load_info
+
+    spec = load_spec(write_spec(tmp_path / "small.yaml", digits_dataset))
+    trials, counts = plan_trials(spec), load_info(digits_dataset).counts
+    check_fingerprint(tmp_path / "old", spec, trials)  # as launched before counts were recorded
+    assert store.read_sweep(tmp_path / "old").images == {}
+    check_fingerprint(tmp_path / "old", spec, trials, counts)
+    assert store.read_sweep(tmp_path / "old").images == counts == {"train": 1437, "val": 360}
+    with pytest.raises(LaunchError, match=r"other settings \(images.val: 360 -> 500\)"):
+        check_fingerprint(tmp_path / "old", spec, trials, {**counts, "val": 500})
+    assert store.read_sweep(tmp_path / "old") == SweepRecord("small", spec.fingerprint(), tuple(t.key for t in trials),
+                                                             {"norms": "norms", "small": "batch_size"}, counts)
 
 
 @pytest.mark.slow

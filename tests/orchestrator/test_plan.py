@@ -27,6 +27,14 @@ def test_shared_trials_run_once_with_every_study():
     assert count_trials(parse_spec(SPEC), 1000) == len(trials)
 
 
+def test_a_study_may_take_its_own_seeds():
+    studies = {**SPEC["studies"], "norms": {**SPEC["studies"]["norms"], "seeds": 3}}
+    trials = {t.key: t.studies for t in plan_trials(parse_spec({**SPEC, "studies": studies, "seeds": 1}))}
+    assert trials["bn-b32-s2"] == ("norms",) and trials["bn-b32-s0"] == ("norms", "batch")
+    assert "bn-b2-s1" not in trials and "gn-b32-g16-s1" not in trials
+    assert len(trials) == 9 + 2 * 4 == count_trials(parse_spec({**SPEC, "studies": studies, "seeds": 1}), 1000)
+
+
 def test_configs_carry_the_spec_settings():
     spec = parse_spec({**SPEC, "replicas": 2})
     trials = {t.key: t.config for t in plan_trials(spec)}

@@ -7,7 +7,7 @@ import pytest
 
 from orchestrator.cost.costs import estimates, record_plan
 from orchestrator.cost.devices import ClusterShape
-from orchestrator.cost.estimate import DIGITS
+from trainer.data.shapes import DIGITS
 from orchestrator.spec.plan import plan_trials
 from orchestrator.spec.validation import parse_spec
 from orchestrator.watch.status import status_lines

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.launch.cluster import spec_problems_for_cluster
-from orchestrator.spec.model import SpecError, SweepSpec
+from orchestrator.spec.model import SweepSpec
+from orchestrator.spec.problems import SpecError
 from orchestrator.spec.file import load_spec
 from orchestrator.spec.validation import parse_spec
 from trainer.config import TrainSettings
@@ -80,6 +81,38 @@ def test_shipped_sweeps_are_valid(name, tmp_path, monkeypatch):
     assert spec.name == name
 
 
+def test_paper_3seeds_is_the_paper_sweep_with_more_seeds_where_effects_are_small(tmp_path, monkeypatch):
+    """One sweep (same name and fingerprint): launched after paper.yaml it runs only seeds 1 and 2, where the
+    paper's effects are small; the batch-size study keeps one seed."""
+    fake_tiny_imagenet(tmp_path / "data" / "tiny-imagenet-200")
+    monkeypatch.chdir(tmp_path)
+    paper, more = load_spec(ROOT / "sweeps" / "paper.yaml"), load_spec(ROOT / "sweeps" / "paper-3seeds.yaml")
+    assert (more.name, more.fingerprint()) == (paper.name, paper.fingerprint()) and paper.seeds == more.seeds == [0]
+    assert {n: s.seeds for n, s in more.studies.items()} == {"norms": [0, 1, 2], "batch_size": None,
+                                                             "groups": [0, 1, 2], "channels_per_group": [0, 1, 2]}
+    assert more.model_copy(update={"studies": {n: s.model_copy(update={"seeds": None})
+                                               for n, s in more.studies.items()}}) == paper
+
+
+def test_seeds_are_a_count_or_a_list():
+    """``seeds: 3`` is seeds 0, 1, 2, for the spec or one study; a list is kept as written (its trial keys and
+    fingerprint unchanged); a bad count is one line naming the field."""
+    assert parse_spec({**MINIMAL, "seeds": 3}).seeds == [0, 1, 2]
+    assert parse_spec({**MINIMAL, "seeds": [7, 3]}).seeds == [7, 3]
+    assert parse_spec({**MINIMAL, "seeds": [0]}).fingerprint() == parse_spec(MINIMAL).fingerprint()
+    study = parse_spec({**MINIMAL, "studies": {"s": {"norm": ["bn"], "batch_size": [32], "seeds": 2}}})
+    assert study.studies["s"].seeds == [0, 1] and study.seeds == [0]
+    for bad, why in [(0, "a count of seeds must be 1 to 100, got 0"), (-2, "a count of seeds must be 1 to 100, got -2"),
+                     (101, "a count of seeds must be 1 to 100, got 101"),
+                     (2**300, "a count of seeds must be 1 to 100, got a huge integer"),
+                     ("3", "must be a count of seeds (seeds: 3 is 0, 1, 2) or a list of them, got the string '3'"),
+                     (True, "must be a count of seeds (seeds: 3 is 0, 1, 2) or a list of them, got the boolean true"),
+                     ([], "must not be empty"), ([1, 1], "1 is listed twice")]:
+        assert problems({**MINIMAL, "seeds": bad}) == [f"<spec>: seeds: {why}"]
+    assert problems({**MINIMAL, "studies": {"s": {"norm": ["bn"], "batch_size": [32], "seeds": 0}}}) == [
+        "<spec>: studies.s.seeds: a count of seeds must be 1 to 100, got 0"]
+
+
 def test_relative_dataset_resolves_against_cwd(tmp_path, monkeypatch):
     fake_tiny_imagenet(tmp_path / "here" / "tiny")
     data = {**MINIMAL, "dataset": "tiny"}
@@ -128,6 +161,8 @@ def test_resources_for_with_by_batch_size(tmp_path):
     assert spec.resources_for(32) == {"cpu": 4, "gpu": 1}
     assert spec.resources_for(2) == {"cpu": 4, "gpu": 0.25}
     assert spec.resources_for(4) == {"cpu": 2, "gpu": 0.5}
+    assert spec.batch_sizes() == [2, 4, 8, 16, 32]
+    assert spec.model_copy(update={"replicas": 2}).trial_resources(32) == {"CPU": 4.0, "GPU": 2.0}  # GPU per replica
 
 
 def test_cluster_feasibility(tmp_path):

@@ -8,7 +8,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from orchestrator.watch.live import read_views
+from orchestrator.watch.tally import read_tally
 from results import store
 from results.records import EpochRow, TrialRow
 from tests.support.cli import GNSWEEP, process_env
@@ -50,9 +50,9 @@ def test_time_left_is_recent_epoch_seconds_times_epochs_left(tmp_path):
     write_status(sweep, "a", "completed", 4)
     write_epochs(sweep, "b", [70, 65], seconds=3.0)
     write_status(sweep, "b", "running", 2)
-    views, total = read_views(sweep)
-    got = {v.key: (v.status, v.epoch, v.latest, v.best, v.seconds_left) for v in views}
-    assert total == 4
+    tally = read_tally(sweep)
+    got = {v.key: (v.status, v.epoch, v.latest, v.best, v.seconds_left) for v in tally.trials}
+    assert tally.epochs == 4
     assert got == {"a": ("completed", 4, 30.0, 30.0, None), "b": ("running", 2, 65.0, 65.0, 6.0),
                    "c": ("pending", 0, None, None, 4 * 2.0)}  # c: the sweep's median epoch time x 4 epochs
 
@@ -69,7 +69,7 @@ def test_finished_sweep_prints_one_plain_table_and_exits(tmp_path):
     assert text.count("trials ended") == 1 and "sweep w: 1/1 trials ended, 0 running" in text
     row = next(ln for ln in text.splitlines() if "bn-b32-s0" in ln)
     assert row.split("│")[1:-1] == [" bn-b32-s0 ", " completed ", "   3/3 ", "        45.00 ", "      40.00 ",
-                                    "      640 ", "         - "], row
+                                    "      640 ", "         - ", "      "], row
 
 
 def test_running_sweep_is_followed_until_it_ends(tmp_path):
@@ -94,7 +94,7 @@ def test_running_sweep_is_followed_until_it_ends(tmp_path):
     tables = ["sweep w:" + t for t in text.split("sweep w:")[1:]]
     # one table per change, not one per redraw (a read between the test's two writes is a third, real state)
     assert len(tables) in (2, 3) and all(a != b for a, b in zip(tables, tables[1:])), text
-    assert "0/1 trials ended" in text and "1/1 trials ended" in text and "0:00:02" in text
+    assert "0/1 trials ended" in text and "1/1 trials ended" in text and " 2 s " in text
 
 
 def test_on_a_terminal_the_table_is_drawn_in_place(tmp_path):

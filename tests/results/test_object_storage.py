@@ -131,9 +131,10 @@ def test_sweep_with_results_on_s3(s3, tmp_path, digits_dataset):
     sweep = Location.of(uri(s3, "sweeps/remote"))
     assert (sweep / "checkpoints" / "bn-b128-s0" / "latest").read_text() == "epoch-0002"
     assert (sweep / "tune").is_dir()
-    runs = sweep / "tensorboard"  # the driver's TensorBoard event files, one per (trial, epoch), in the bucket too
+    runs = sweep / "tensorboard"  # the driver's TensorBoard event files in the bucket too: the run's hyperparameters
+    # (000000), then one per (trial, epoch)
     assert [f.name for f in (runs / "gn-b128-g8-s0").files()] == [f"events.out.tfevents.{e:06d}.gnsweep"
-                                                                  for e in (1, 2)]
+                                                                  for e in (0, 1, 2)]
 
     status = gnsweep("status", "remote", "--results", results, cwd=tmp_path, timeout=60)
     assert status.returncode == 0, status.stdout + status.stderr

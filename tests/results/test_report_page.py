@@ -37,8 +37,9 @@ def test_page_is_self_contained_with_the_reports_content(running_page):
         assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Partial results: the sweep is still running (1 of 15 trials not finished)" in page
     assert "<td>BN</td>" in page and "At batch 32 the measured order is BN 30.0% &lt; GN 31.0%" in page
-    section = page[page.index("Trials not completed"):page.index("All trials")]
+    section = page[page.index("Failed or interrupted trials"):page.index("Trials not finished yet")]
     assert "gn-b4-g32-s0" in section and "RuntimeError: out of memory &lt;oom&gt;" in section, "escaped, listed"
+    section = page[page.index("Trials not finished yet"):page.index("All trials")]
     assert "bn-b4-s0" in section and "running" in section
 
 
@@ -57,6 +58,17 @@ def test_finished_sweep_says_so(tmp_path):
     write_trial(sweep, "bn-b32-s0", "bn", 32, flat(16.0))
     page = write_report(sweep).with_name("report.html").read_text()
     assert "The sweep has finished: all 1 trials ended." in page and "Partial results" not in page
+
+
+def test_page_and_report_agree_that_an_interrupted_trial_is_unfinished(tmp_path):
+    """report.md and the page's banner read one set of unfinished statuses (results.schema.UNFINISHED)."""
+    sweep = tmp_path / "demo"
+    write_trial(sweep, "bn-b32-s0", "bn", 32, flat(16.0))
+    write_trial(sweep, "gn-b32-g8-s0", "gn", 32, [40.0, 30.0], groups=8, status="interrupted")
+    report = write_report(sweep)
+    assert "sweep still running (1 trials not finished)" in report.read_text()
+    page = report.with_name("report.html").read_text()
+    assert "Partial results: the sweep is still running (1 of 2 trials not finished)" in page
 
 
 @pytest.mark.parametrize("model, diff", [("resnet8", False), ("resnet50", False), ("seed_cnn", True)])
@@ -90,7 +102,8 @@ window.addEventListener('load', () => { const p = document.createElement('pre');
     images = json.loads(found[1])
     assert len(images) == 5 and all(done and w > 0 and h > 0 for done, w, h in images), images
     text = re.sub(r"<[^>]+>", " ", dom.stdout)
-    for phrase in ("Partial results", "Findings", "Trials not completed", "gn-b4-g32-s0", "Data of this figure"):
+    for phrase in ("Partial results", "Findings", "Failed or interrupted trials", "gn-b4-g32-s0",
+                   "Data of this figure"):
         assert phrase in text
     shot = running_page.with_name("report-screenshot.png")
     subprocess.run([*flags, "--window-size=1200,2400", f"--screenshot={shot}", running_page.as_uri()],

@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from results import store
-from results.records import EPOCH_METRICS, EpochRow, SweepRecord, TrialRow
-from results.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
+from results.records import EPOCH_METRICS, ClaimRow, EpochRow, SweepRecord, TrialRow
+from results.schema import CLAIM_SCHEMA, EPOCH_SCHEMA, TRIAL_SCHEMA
 from trainer.config import EpochMetrics
 
 
@@ -34,7 +34,8 @@ ARROW_TYPES = {int: (pa.int32(),), float: (pa.float64(),), str: (pa.string(),),
                datetime: (pa.timestamp("ms", tz="UTC"),), tuple[str, ...]: (pa.list_(pa.string()),)}
 
 
-@pytest.mark.parametrize("record,schema", [(EpochRow, EPOCH_SCHEMA), (TrialRow, TRIAL_SCHEMA)])
+@pytest.mark.parametrize("record,schema", [(EpochRow, EPOCH_SCHEMA), (TrialRow, TRIAL_SCHEMA),
+                                           (ClaimRow, CLAIM_SCHEMA)])
 def test_record_fields_are_the_schema_columns(record, schema):
     hints = typing.get_type_hints(record)
     assert [f.name for f in dataclasses.fields(record)] == schema.names
@@ -130,10 +131,15 @@ def test_sweep_record_round_trip_and_damage(tmp_path):
     record = SweepRecord("s", {"model": "resnet8"}, ("bn-b32-s0",), {"norms": "norms"})
     store.write_sweep(tmp_path, record)
     assert store.read_sweep(tmp_path) == record
+    counted = SweepRecord("s", {}, ("k",), {}, {"train": 100_000, "val": 10_000})
+    store.write_sweep(tmp_path, counted)
+    assert store.read_sweep(tmp_path) == counted
     (tmp_path / "sweep.json").write_text('{"name": "s", "fingerprint": {}, "trials": ["k"]}')
-    assert store.read_sweep(tmp_path) == SweepRecord("s", {}, ("k",), {})  # launched before kinds were recorded
+    assert store.read_sweep(tmp_path) == SweepRecord("s", {}, ("k",), {}, {})  # launched before kinds and counts
     for text, why in [('{"name": "s", "trials": [', "Expecting value"), ("[1]", "a JSON object was expected"),
-                      ('{"name": "s", "trials": [1]}', "'trials' must be a list of trial keys")]:
+                      ('{"name": "s", "trials": [1]}', "'trials' must be a list of trial keys"),
+                      ('{"name": "s", "images": {"val": true}}', "'images' must map dataset splits to positive"),
+                      ('{"name": "s", "images": {"val": 0}}', "'images' must map dataset splits to positive")]:
         (tmp_path / "sweep.json").write_text(text)
         with pytest.raises(store.DamagedResults, match=f"sweep.json: not a sweep record written by gnsweep launch "
                                                        f"\\(.*{why}"):

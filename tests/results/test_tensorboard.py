@@ -55,3 +55,46 @@ def test_event_files_on_an_object_store(s3, tmp_path):  # noqa: F811
     local.mkdir()
     (local / files[0].name).write_bytes(files[0].read_bytes())
     assert read_scalars(local)["error/val"] == [(1, 70.0)]
+
+
+def read_hparams(run: Path) -> dict[str, object]:
+    """The HParams session start of a run as TensorBoard's hparams plugin parses it: with TensorBoard's own
+    ``EventAccumulator`` and ``metadata`` when it is installed, else TensorFlow's event reader and tensorboardX's
+    copy of the plugin's protobuf."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard") is not None:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+        from tensorboard.plugins.hparams import metadata
+
+        acc = EventAccumulator(str(run))
+        acc.Reload()
+        content = acc.PluginTagToContent(metadata.PLUGIN_NAME)[metadata.SESSION_START_INFO_TAG]
+        start = metadata.parse_session_start_info_plugin_data(content)
+    else:
+        import tensorflow as tf
+        from tensorboardX.proto.plugin_hparams_pb2 import HParamsPluginData
+
+        starts = [HParamsPluginData.FromString(v.metadata.plugin_data.content).session_start_info
+                  for path in sorted(p for p in run.iterdir() if "tfevents" in p.name)
+                  for event in tf.compat.v1.train.summary_iterator(str(path)) for v in event.summary.value
+                  if v.metadata.plugin_data.plugin_name == "hparams" and v.tag == "_hparams_/session_start_info"]
+        assert len(starts) == 1, starts
+        start = starts[0]
+    return {name: getattr(value, value.WhichOneof("kind")) for name, value in start.hparams.items()}
+
+
+def test_hyperparameters_are_the_runs_session_start(tmp_path):
+    """File 0 of a run holds its hyperparameters (TensorBoard's HParams view filters on them); a null one (BN's
+    group count) is left out; written once."""
+    sweep = tmp_path / "t"
+    config = {"model": "resnet8", "norm": "gn", "batch_size": 32, "groups": 1, "channels_per_group": None, "seed": 2,
+              "precision": "float32"}
+    assert tensorboard.write_hparams(sweep, {**row(1, 50.0, "gn-b32-g1-s2"), **config})
+    assert not tensorboard.write_hparams(sweep, {**row(1, 50.0, "gn-b32-g1-s2"), **config, "norm": "bn"})
+    tensorboard.write_epoch_scalars(sweep, row(1, 50.0, "gn-b32-g1-s2"))
+    run = sweep / "tensorboard" / "gn-b32-g1-s2"
+    assert sorted(p.name for p in run.iterdir())[0] == "events.out.tfevents.000000.gnsweep"
+    assert read_hparams(run) == {"model": "resnet8", "norm": "gn", "batch_size": 32.0, "groups": 1.0, "seed": 2.0,
+                                 "precision": "float32"}
+    assert read_scalars(run)["error/val"] == [(1, 50.0)]

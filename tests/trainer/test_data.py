@@ -16,6 +16,7 @@ from orchestrator.cli import app
 from trainer import data
 from trainer.data import shards
 from trainer.data import DataError, check_dataset, load_info, prepare, resolve_dataset, verify
+from trainer.data.preparation import prepared_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -275,6 +276,7 @@ def test_resolve_dataset_prepares_raw_sources_once(digits_dataset, tmp_path):
     assert resolve_dataset(str(digits_dataset), tmp_path / "data") == digits_dataset
     assert resolve_dataset("builtin:digits", digits_dataset.parent) == digits_dataset
     archive = zip_tree(fake_tree(tmp_path / "tree"), tmp_path / "tiny.zip")
+    assert prepared_dir(str(archive), tmp_path / "data") == tmp_path / "data" / "tiny-shards"  # said before preparing
     out = resolve_dataset(str(archive), tmp_path / "data")
     assert out == tmp_path / "data" / "tiny-shards" and load_info(out).counts["train"] == 6
     assert resolve_dataset(str(archive), tmp_path / "data") == out

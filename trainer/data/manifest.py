@@ -13,6 +13,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainer.storage import Location, StorageError, is_remote
+
 FORMAT_VERSION = 1
 INFO_FILE = "dataset.json"
 LABEL_RULE = "label = index of wnid in sorted(wnids)"
@@ -50,14 +52,36 @@ def shard_file(split: str, index: int, total: int) -> str:
     return f"{split}-{index:05d}-of-{total:05d}.tfrecord"
 
 
-def load_info(dataset_dir: str | Path) -> DatasetInfo:
-    """Read and validate ``dataset_dir/dataset.json``; DataError naming the file and field on any problem."""
-    path = Path(dataset_dir) / INFO_FILE
+def load_info(dataset_dir: str | Path | Location) -> DatasetInfo:
+    """Read and validate ``dataset_dir/dataset.json`` (a local directory, or a dataset in object storage given as a
+    URI or ``Location``); DataError naming the file and field on any problem."""
+    return parse_info(*read_info(dataset_dir))
+
+
+def read_info(dataset_dir: str | Path | Location) -> tuple[bytes, str]:
+    """The bytes of ``dataset_dir/dataset.json`` and the file's name for messages; DataError when it cannot be read."""
+    if isinstance(dataset_dir, Location) or is_remote(dataset_dir):
+        try:
+            where = Location.of(dataset_dir) / INFO_FILE
+        except StorageError as e:
+            raise DataError(str(e)) from None
+        shown = where.shown
+    else:
+        where = Path(dataset_dir) / INFO_FILE
+        shown = str(where)
     try:
-        raw = json.loads(path.read_text())
+        return where.read_bytes(), shown
     except FileNotFoundError:
-        raise DataError(f"{path}: missing (not a prepared dataset; run 'gnsweep data prepare')") from None
-    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{shown}: missing (not a prepared dataset; run 'gnsweep data prepare')") from None
+    except OSError as e:
+        raise DataError(f"{shown}: cannot read ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
+def parse_info(blob: bytes, path: str) -> DatasetInfo:
+    """Validate the bytes of a dataset.json named ``path`` in messages."""
+    try:
+        raw = json.loads(blob.decode("utf-8"))
+    except UnicodeDecodeError as e:
         raise DataError(f"{path}: cannot read ({e})") from None
     except json.JSONDecodeError as e:
         raise DataError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
@@ -91,7 +115,7 @@ def load_info(dataset_dir: str | Path) -> DatasetInfo:
     return DatasetInfo(**raw)
 
 
-def _check_shard_lists(path: Path, raw: dict) -> None:
+def _check_shard_lists(path: str, raw: dict) -> None:
     if sorted(raw["shards"]) != sorted(SPLITS):
         raise DataError(f"{path}: field 'shards' must hold exactly the lists 'train' and 'val'")
     for split in SPLITS:
