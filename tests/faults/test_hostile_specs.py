@@ -10,8 +10,7 @@ import pytest
 
 from orchestrator.spec.problems import SpecError
 from orchestrator.spec.file import load_spec
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.cli import process_env
 
 BASE = {
     "name": "hostile",
@@ -226,7 +225,7 @@ def test_cli_refuses_hostile_spec(case_id, dry_run, gnsweep, write_case, tmp_pat
     _, text, field, _ = next(c for c in CASES if c[0] == case_id)
     path = write_case(case_id, text)
     ray_tmp = tmp_path / "ray-tmp"
-    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "PYTHONPATH": str(ROOT)}
+    env = process_env(RAY_TMPDIR=str(ray_tmp))
     results, data_dir = tmp_path / "results", tmp_path / "data"
     args = [*gnsweep, "launch", str(path), "--results", str(results), "--data-dir", str(data_dir),
             "--no-dashboard", *(["--dry-run"] if dry_run else [])]

@@ -4,7 +4,6 @@ time left."""
 import json
 import os
 import subprocess
-import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -12,8 +11,7 @@ from pathlib import Path
 from orchestrator.watch.tally import read_tally
 from results import store
 from results.records import EpochRow, TrialRow
-
-GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
+from tests.support.cli import GNSWEEP, process_env
 BASE = {"model": "resnet8", "norm": "bn", "batch_size": 32, "groups": None, "channels_per_group": None, "seed": 0}
 
 
@@ -43,7 +41,7 @@ def make_sweep(root: Path, keys: list[str], epochs: int = 4) -> Path:
 def watch(root: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([*GNSWEEP, "status", "w", "--results", str(root / "results"), "--watch", "--interval",
                              "0.1"], cwd=root, stdout=out.open("w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env=process_env())
 
 
 def test_time_left_is_recent_epoch_seconds_times_epochs_left(tmp_path):
@@ -108,8 +106,8 @@ def test_on_a_terminal_the_table_is_drawn_in_place(tmp_path):
     write_status(sweep, "bn-b32-s0", "completed", 1)
     master, slave = pty.openpty()
     proc = subprocess.Popen([*GNSWEEP, "status", "w", "--results", str(tmp_path / "results"), "--watch"],
-                            cwd=tmp_path, stdout=slave, stderr=slave, env={**os.environ, "TERM": "xterm-256color",
-                                                                           "COLUMNS": "120"})
+                            cwd=tmp_path, stdout=slave, stderr=slave,
+                            env=process_env(TERM="xterm-256color", COLUMNS="120"))
     os.close(slave)
     chunks = []
     try:
