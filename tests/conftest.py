@@ -1,4 +1,5 @@
-"""Shared fixtures: real datasets prepared once per test session, and a real S3 server (moto's) on 127.0.0.1."""
+"""Shared fixtures: real datasets prepared once per test session, a real S3 server (moto's) on 127.0.0.1, one local
+Ray cluster for launches to join, and an environment free of the user's Ray settings."""
 import os
 import sys
 from dataclasses import dataclass
@@ -6,13 +7,39 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.cli import repo_pythonpath
+
 SAMPLE_ENV = "GNSWEEP_TINY_IMAGENET_SAMPLE"
 S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+# The suite runs whatever Ray or Tune settings the user's shell holds (RAY_ADDRESS would send every launch to the
+# user's cluster, RAY_AUTH_MODE=disabled changes what a launch may expose): this process and everything it starts
+# run without them; a test that needs one sets it.
+DROPPED_SETTINGS = {k: os.environ.pop(k) for k in sorted(os.environ) if k.startswith(("RAY_", "TUNE_"))}
+# What this process starts, Ray nodes started in-process included (ray.cluster_utils), runs this checkout's code and
+# imports tests.support (the fake trainer, in Ray workers).
+os.environ["PYTHONPATH"] = repo_pythonpath(os.environ.get("PYTHONPATH", ""))
 
 # pytest's default (prepend) import mode puts this folder on sys.path to import this file; its subfolders are named
 # like the packages they test and would shadow them as namespace packages (``from trainer import train_trial`` fails).
 if str(Path(__file__).parent) in sys.path:
     sys.path.remove(str(Path(__file__).parent))
+
+
+def pytest_report_header(config):
+    if DROPPED_SETTINGS:
+        return f"dropped the shell's Ray settings for the tests: {', '.join(DROPPED_SETTINGS)}"
+
+
+@pytest.fixture(scope="session")
+def shared_ray():
+    """One local Ray cluster (2 CPUs) for the launches that need no Ray of their own: ``Launch(..., ray=shared_ray)``
+    or ``gnsweep("launch", ..., "--address", shared_ray.address)`` join it instead of starting one each."""
+    from tests.support.local_ray import LocalRay
+
+    ray = LocalRay(num_cpus=2)
+    yield ray
+    ray.stop()
 
 
 @pytest.fixture(scope="session")

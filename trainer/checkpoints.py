@@ -66,13 +66,27 @@ def _drop_older(where: Location, keep: str) -> None:
                 pass  # another attempt's leftovers; the next save tries again
 
 
+def _latest(where: Location) -> Location | None:
+    pointer = where / LATEST
+    return where / pointer.read_text().strip() if pointer.exists() else None
+
+
+def load_state(directory: str | Path | Location) -> tuple[int, list[EpochMetrics]] | None:
+    """The latest complete checkpoint's epoch and history without its model (nor Keras), or ``None`` before the
+    first epoch: for a trainer that keeps no Keras model (the tests' stand-in for ``train_trial``)."""
+    folder = _latest(Location.of(directory))
+    if folder is None:
+        return None
+    state = json.loads((folder / "state.json").read_text())
+    return int(state["epoch"]), [EpochMetrics(**m) for m in state["history"]]
+
+
 def load(directory: str | Path | Location) -> Checkpoint | None:
     """The latest complete checkpoint, or ``None`` when the trial has not finished an epoch yet."""
     where = Location.of(directory)
-    pointer = where / LATEST
-    if not pointer.exists():
+    folder = _latest(where)
+    if folder is None:
         return None
-    folder = where / pointer.read_text().strip()
     if where.local:
         return _read(folder.as_path())
     with tempfile.TemporaryDirectory(prefix="gnsweep-ckpt-") as tmp:

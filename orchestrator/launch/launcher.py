@@ -151,8 +151,8 @@ def start_ray(opts: LaunchOptions, echo: Callable[[str], None]) -> None:
 @dataclass
 class SweepRun:
     """One launch of one sweep: the spec and its planned trials, where results go, the prepared data (a directory,
-    or a Location in object storage that each node copies), the options, where lines are printed and the
-    Ctrl-C/SIGTERM catcher."""
+    or a Location in object storage that each node copies), the options, where lines are printed, the
+    Ctrl-C/SIGTERM catcher and the function that trains each trial."""
 
     spec: object
     trials: list[PlannedTrial]
@@ -161,6 +161,7 @@ class SweepRun:
     opts: LaunchOptions
     echo: Callable[[str], None]
     catcher: object
+    trainer: object  # orchestrator.tune.run.TrainerChoice
 
     @property
     def runs(self) -> list[PlannedTrial]:
@@ -202,7 +203,7 @@ def _run_on_ray(run: SweepRun, pending: list[PlannedTrial], prior: dict) -> None
     gauges = SweepGauges(spec.name, len(pending))
     try:
         run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir,
-                   callbacks=[writer, progress, gauges], max_concurrent=opts.max_concurrent)
+                   callbacks=[writer, progress, gauges], max_concurrent=opts.max_concurrent, trainer=run.trainer)
     except Exception:
         if catcher.interrupted is not None:
             stopped = writer.record_interrupted()
@@ -308,9 +309,15 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
     dataset_dir = dataset_dir.resolve() if isinstance(dataset_dir, Path) else dataset_dir
     data.check_prepared(dataset_dir)
     check_batches(spec, data.load_info(dataset_dir).counts["train"], spec.dataset, str(spec_path))
+    from orchestrator.tune.run import TrainerChoice
+
+    try:
+        trainer = TrainerChoice.from_env()
+    except ValueError as e:
+        raise LaunchError(str(e)) from None
     claim = lock_sweep(sweep_dir, spec.name, warn=lambda line: echo(line))
     try:
-        return _run(SweepRun(spec, trials, sweep_dir, dataset_dir, opts, echo, catcher))
+        return _run(SweepRun(spec, trials, sweep_dir, dataset_dir, opts, echo, catcher, trainer))
     finally:
         claim.release()
 

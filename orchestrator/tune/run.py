@@ -3,7 +3,10 @@ retries, concurrency. Ray Tune grid-searches ``{"key", "config"}`` trial dicts, 
 about what is done, so a relaunch simply runs the trials that are not finished."""
 from __future__ import annotations
 
+import importlib
+import json
 import os
+from dataclasses import asdict, dataclass, field
 
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -11,6 +14,45 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_DISABLE_SIGINT_HANDLER", "1")
 
 WORKER_ENV = {"TF_CPP_MIN_LOG_LEVEL": "2", "TF_FORCE_GPU_ALLOW_GROWTH": "true", "PYTHONUNBUFFERED": "1"}
+TRAINER_ENV, TRAINER_OPTIONS_ENV = "GNSWEEP_TRAINER", "GNSWEEP_TRAINER_OPTIONS"
+DEFAULT_TRAINER = "trainer:train_trial"
+
+
+@dataclass(frozen=True)
+class TrainerChoice:
+    """The function that trains each trial, as ``module:function``, and extra keyword arguments for it. The driver
+    reads it once and sends it with every trial, so a worker on any node of any cluster runs the same function."""
+
+    path: str = DEFAULT_TRAINER
+    options: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ=os.environ) -> "TrainerChoice":
+        """``trainer.train_trial`` unless ``GNSWEEP_TRAINER`` names another function with its signature and contract
+        (the tests of the orchestration name a TensorFlow-free stand-in, tests/support/fake_trainer.py), with
+        ``GNSWEEP_TRAINER_OPTIONS``, a JSON object, as its keyword arguments. Checks that the function imports;
+        raises ValueError, one line naming the variable."""
+        path = environ.get(TRAINER_ENV) or DEFAULT_TRAINER
+        text = environ.get(TRAINER_OPTIONS_ENV) or "{}"
+        try:
+            options = json.loads(text)
+        except ValueError as e:
+            raise ValueError(f"{TRAINER_OPTIONS_ENV}: not JSON ({e})") from None
+        if not isinstance(options, dict):
+            raise ValueError(f"{TRAINER_OPTIONS_ENV}: a JSON object of keyword arguments, not {text[:40]!r}")
+        if options and path == DEFAULT_TRAINER:
+            raise ValueError(f"{TRAINER_OPTIONS_ENV} is set but {TRAINER_ENV} is not: trainer.train_trial takes no "
+                             f"extra options")
+        choice = cls(path, options)
+        choice.function()
+        return choice
+
+    def function(self):
+        module, _, name = self.path.partition(":")
+        try:
+            return getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise ValueError(f"{TRAINER_ENV}={self.path}: cannot import it as module:function ({e})") from None
 
 
 def run_trial(config: dict) -> None:
@@ -18,7 +60,7 @@ def run_trial(config: dict) -> None:
     import ray
     from ray import tune
 
-    from trainer import TrialConfig, train_trial
+    from trainer import TrialConfig
     from trainer.data.cache import local_dataset
     from trainer.storage import Location
 
@@ -36,9 +78,10 @@ def run_trial(config: dict) -> None:
         gauges.record(metrics.to_dict())
         tune.report({**metrics.to_dict(), "node": node})
 
+    trainer = TrainerChoice(**config["trainer"])
     checkpoint_dir = Location.of(config["checkpoint_root"]) / trial.key
     with local_dataset(config["dataset_dir"]) as dataset_dir:  # a dataset in object storage: this node's copy
-        train_trial(trial, dataset_dir, checkpoint_dir, report, cpus=cpus, gpu=gpu)
+        trainer.function()(trial, dataset_dir, checkpoint_dir, report, cpus=cpus, gpu=gpu, **trainer.options)
 
 
 class NamedByTrialKey:
@@ -66,13 +109,14 @@ def placement_groups(spec):
 
 
 def run_trials(spec, pending, *, sweep_dir, dataset_dir, callbacks: list,
-               max_concurrent: int | None = None, trainable=run_trial):
+               max_concurrent: int | None = None, trainable=run_trial, trainer: TrainerChoice | None = None):
     """Run ``pending`` planned trials on the connected Ray cluster, started in the order given (the launch puts the
     longest first: Tune's BasicVariantGenerator expands a single grid_search list in its order and its FIFO
     scheduler stages pending trials in that order); returns Tune's ResultGrid. ``sweep_dir`` is a
     ``trainer.storage.Location`` (or a local path); Tune keeps its own state there too. ``dataset_dir`` is a
-    prepared directory every node sees, or a Location in object storage that each trial's node copies. ``trainable`` is
-    replaceable for scheduling benchmarks and fault tests."""
+    prepared directory every node sees, or a Location in object storage that each trial's node copies.
+    ``trainable`` is replaceable for scheduling benchmarks; ``trainer`` is the function ``run_trial`` calls (by
+    default as the environment chooses, ``TrainerChoice.from_env``)."""
     import logging
 
     from ray import tune
@@ -88,6 +132,7 @@ def run_trials(spec, pending, *, sweep_dir, dataset_dir, callbacks: list,
         "dataset_dir": str(dataset_dir),
         "sweep": spec.name,
         "checkpoint_root": str(storage / "checkpoints"),
+        "trainer": asdict(trainer or TrainerChoice.from_env()),
     }
     tuner = tune.Tuner(
         tune.with_resources(trainable, placement_groups(spec)),

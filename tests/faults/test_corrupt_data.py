@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from data_faults import cut_sample, one_line_error
-from launches import gnsweep, write_spec
+
+from tests.support.cli import gnsweep, write_spec
 
 TRAIN_PER_CLASS = 4
 VAL_PER_CLASS = 2
@@ -32,6 +33,7 @@ def replace_one_val_image_with_text(root: Path) -> Path:
     return f
 
 
+@pytest.mark.slow  # gnsweep data prepare imports TensorFlow and checks every JPEG: tens of seconds
 def test_unreadable_images_are_named_and_skip_bad_counts_them(sample_copy, tmp_path):
     truncated = truncate_one_train_image(sample_copy)
     not_jpeg = replace_one_val_image_with_text(sample_copy)
@@ -79,6 +81,7 @@ def assert_nothing_started(run, results: Path, seconds: float) -> None:
     assert seconds < 60, f"took {seconds:.0f} s: something heavier than a check ran"
 
 
+@pytest.mark.slow  # gnsweep data prepare imports TensorFlow and checks every JPEG: tens of seconds
 def test_launch_on_a_raw_sample_with_a_corrupt_image_names_it_before_ray(sample_copy, tmp_path):
     truncated = truncate_one_train_image(sample_copy)
     spec = write_spec(tmp_path / "raw.yaml", sample_copy, name="raw", studies="a: {norm: [bn], batch_size: [8]}")

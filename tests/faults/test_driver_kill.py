@@ -1,24 +1,29 @@
 """The driver killed outright: ``gnsweep launch`` runs in a session of its own and gets SIGKILL (its process group,
 then every process left in its session: Ray's gcs, raylet, agents and workers), then the same launch again.
 
-Kill moments: (1) during startup, once a trial's worker has started and is loading TensorFlow and the data, before any
-epoch row; (2) right after a state change in mid-sweep: one trial just recorded completed, the other has its first
-epoch row and is in its second epoch. The callback writes the trial's row right after its epochs file, so the kill
-can also land inside a Parquet write; what such a kill leaves (a hidden ``.<id>.tmp`` holding part of a file, as
-``Location.write_bytes`` renames only complete files) is planted before the relaunch, which must ignore it.
+Kill moments: (1) during startup, once a trial's worker has started, before any epoch row; (2) right after a state
+change in mid-sweep: one trial just recorded completed, the other has its first epoch file and is in its second
+epoch. The callback writes the trial's row right after each epoch file, so the kill can also land inside a Parquet
+write; what such a kill leaves (a hidden ``.<id>.tmp`` holding part of a file, as ``_write_atomic`` renames only
+complete files) is planted before the relaunch, which must ignore it.
+
+The trials train with the fake trainer (tests/support/fake_trainer.py: real Ray Tune, results writer and Parquet, no
+TensorFlow), told to hang where a kill must find them, so each kill lands at its moment whatever the machine's load;
+that a real Keras trial resumes from its checkpoint is tests/faults/test_trial_failures.py's.
 """
 import json
 import socket
 
 import pandas as pd
 import pytest
-from launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_rows, session_pids, statuses, \
-    trials_table, write_spec
 
 from results import store
+from tests.support.cli import fake_trainer_env, write_spec
+from tests.support.launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_rows, session_pids, \
+    statuses, trials_table
 
 EPOCHS = 2
-FAST, SLOW = "bn-b128-s0", "bn-b32-s0"  # batch 32: 4x the steps of batch 128, so SLOW is mid-epoch-2 long after FAST ends
+FAST, SLOW = "bn-b128-s0", "bn-b32-s0"  # SLOW: 4x the steps of FAST, and where the second launch hangs
 
 
 def completed_and_half_trained(sweep_dir):
@@ -44,7 +49,7 @@ def plant_partial_files(sweep_dir, half: str) -> list:
 
 
 @pytest.fixture(scope="module")
-def killed_twice(tmp_path_factory, digits_dataset):
+def killed_twice(tmp_path_factory, digits_dataset, shared_ray):
     root = tmp_path_factory.mktemp("driver-kill")
     spec = write_spec(root / "kill.yaml", digits_dataset, name="kill", epochs=EPOCHS, retries=1,
                       studies="a: {norm: [bn], batch_size: [128, 32]}")
@@ -52,8 +57,8 @@ def killed_twice(tmp_path_factory, digits_dataset):
     sweep_dir = results / "kill"
     story = {"sweep_dir": sweep_dir, "killed": []}
 
-    # (1) startup: a trial's worker has started (its row says running), no epoch yet
-    first = Launch(spec, results, cwd=root)
+    # (1) startup: a trial's worker has started (its row says running), no epoch yet (they hang in epoch 1)
+    first = Launch(spec, results, cwd=root, extra_env=fake_trainer_env(hang={"*": 1}))
     first.wait_for(lambda: not trials_table(sweep_dir).empty, "a trial row")
     story["epochs_at_first_kill"] = epoch_rows(sweep_dir)
     story["killed"].append(first.kill())
@@ -61,8 +66,8 @@ def killed_twice(tmp_path_factory, digits_dataset):
     story["first_pid"] = first.proc.pid
     story["claim_after_first_kill"] = json.loads((sweep_dir / "launch.json").read_text())
 
-    # (2) mid-sweep: one trial completed, the other has epoch 1 and is training epoch 2
-    second = Launch(spec, results, cwd=root)
+    # (2) mid-sweep: one trial completed, the other has epoch 1 and is training epoch 2 (where SLOW hangs)
+    second = Launch(spec, results, cwd=root, extra_env=fake_trainer_env(hang={SLOW: 2}))
     second.wait_for(completed_and_half_trained(sweep_dir), "one trial completed and the other half-trained")
     story["killed"].append(second.kill())
     story["left_after_second_kill"] = session_pids(second.sid)
@@ -75,10 +80,10 @@ def killed_twice(tmp_path_factory, digits_dataset):
     story["planted"] = plant_partial_files(sweep_dir, story["half"])
     story["rows_with_partial_files"] = len(pd.read_parquet(sweep_dir / "epochs"))
 
-    # (3) the same launch again, with a reader polling the tables throughout
+    # (3) the same launch again, on the shared Ray, with a reader polling the tables throughout
     poller = ResultsPoller(sweep_dir, watch_latest=(story["half"],))
     poller.start()
-    third = Launch(spec, results, cwd=root)
+    third = Launch(spec, results, cwd=root, ray=shared_ray, extra_env=fake_trainer_env())
     try:
         story["rc"] = third.wait()
     finally:
@@ -99,7 +104,6 @@ def test_each_kill_took_every_process_of_the_launch(killed_twice):
 def test_relaunch_completes_every_trial_with_one_row_per_epoch(killed_twice):
     third, sweep_dir = killed_twice["third"], killed_twice["sweep_dir"]
     assert killed_twice["rc"] == 0, third.tail()
-    assert third.left_behind == [], "Ray processes outlived the driver's normal exit"
     assert "running 1 of 2 trials (1 already finished)" in third.stdout, third.stdout
     assert statuses(sweep_dir) == {FAST: "completed", SLOW: "completed"}
     assert_one_row_per_epoch(pd.read_parquet(sweep_dir / "epochs"), {FAST: EPOCHS, SLOW: EPOCHS})

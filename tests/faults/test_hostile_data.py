@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 from data_faults import cut_sample, one_line_error, patch_member, zip_sample
-from launches import GNSWEEP, env, gnsweep
+
+from tests.support.cli import GNSWEEP, gnsweep, process_env
+from tests.support.launches import wait_until
 
 MiB = 1 << 20
 CLASSES, TRAIN, VAL = 10, 4, 2
@@ -46,25 +48,17 @@ def dead_pid() -> int:
 def run_measured(args, cwd: Path) -> tuple[subprocess.CompletedProcess, int]:
     """Run the CLI and return its result with the peak resident memory of its process, in bytes."""
     with open(cwd / "stdout.txt", "w+") as out, open(cwd / "stderr.txt", "w+") as err:
-        proc = subprocess.Popen([*GNSWEEP, *map(str, args)], cwd=cwd, env=env(), stdout=out, stderr=err, text=True)
+        proc = subprocess.Popen([*GNSWEEP, *map(str, args)], cwd=cwd, env=process_env(), stdout=out, stderr=err,
+                                text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0), err.seek(0)
         return subprocess.CompletedProcess(args, proc.returncode, out.read(), err.read()), usage.ru_maxrss * 1024
 
 
-def wait_for(predicate, timeout: float = 60):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting")
-
-
 # --- 7: bounded zip members ---------------------------------------------------------------------------------
 
+@pytest.mark.slow  # gnsweep data prepare runs to the end (TensorFlow checks every JPEG): tens of seconds
 def test_a_member_that_inflates_to_a_gigabyte_is_refused_without_taking_memory(sample_copy, tmp_path):
     image = first_train_image(sample_copy)
 
@@ -99,6 +93,7 @@ def test_an_oversized_text_file_is_named_even_with_skip_bad(sample_copy, tmp_pat
 
 # --- 9: encrypted members and unsupported methods ----------------------------------------------------------
 
+@pytest.mark.slow  # gnsweep data prepare runs to the end (TensorFlow checks every JPEG): tens of seconds
 @pytest.mark.parametrize("patch, says", [({"flag_bits": 0x1}, "encrypted"),
                                          ({"method": 99}, "compression method 99 is not supported")])
 def test_unreadable_members_are_named_and_images_can_be_skipped(sample_copy, tmp_path, patch, says):
@@ -140,6 +135,7 @@ def test_a_wnid_outside_the_folder_is_refused(sample_copy, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # gnsweep data prepare runs to the end (TensorFlow checks every JPEG): tens of seconds
 def test_symlinks_the_user_made_inside_the_folder_are_followed(sample_copy, tmp_path):
     store = tmp_path / "store"
     store.mkdir()
@@ -155,6 +151,7 @@ def test_symlinks_the_user_made_inside_the_folder_are_followed(sample_copy, tmp_
 
 # --- 6: prepare removes only its own scratch folders -----------------------------------------------------
 
+@pytest.mark.slow  # gnsweep data prepare runs to the end (TensorFlow checks every JPEG): tens of seconds
 def test_prepare_leaves_folders_that_only_look_like_its_scratch(sample_copy, tmp_path):
     lookalike = tmp_path / f".out.partial-{dead_pid()}"  # the name an older prepare gave its scratch folder
     forged = tmp_path / ".out.partial-0123456789abcdef"  # a marker whose id is not the folder's
@@ -170,11 +167,12 @@ def test_prepare_leaves_folders_that_only_look_like_its_scratch(sample_copy, tmp
     assert not (tmp_path / "out" / ".gnsweep-scratch").exists()
 
 
+@pytest.mark.slow  # gnsweep data prepare runs to the end (TensorFlow checks every JPEG): tens of seconds
 def test_a_killed_prepare_leaves_a_scratch_folder_the_next_run_removes(sample_copy, tmp_path):
     args = [*GNSWEEP, "data", "prepare", str(sample_copy), "--out", str(tmp_path / "out")]
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, cwd=tmp_path, env=process_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        scratch = wait_for(lambda: list(tmp_path.glob(".out.partial-*")))
+        scratch = wait_until(lambda: list(tmp_path.glob(".out.partial-*")), proc, "a scratch folder", 60)
     finally:
         proc.kill()
         proc.wait()
@@ -243,10 +241,11 @@ def test_a_killed_download_leaves_nothing_the_next_run_does_not_clean(hostile_se
     lookalike.mkdir(parents=True)
     (lookalike / "notes.txt").write_text("the user's")
     args = [*GNSWEEP, "data", "download", "--out", str(out), "--url", f"{hostile_server}/trickle"]
-    proc = subprocess.Popen(args, cwd=tmp_path, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, cwd=tmp_path, env=process_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_for(lambda: [p for p in out.glob(".tiny-imagenet-200.zip.partial-*")
-                          if p != lookalike and (not p.is_dir() or any(p.glob("*.zip")))])
+        wait_until(lambda: [p for p in out.glob(".tiny-imagenet-200.zip.partial-*")
+                            if p != lookalike and (not p.is_dir() or any(p.glob("*.zip")))], proc, "a partial download",
+                   60)
         proc.send_signal(sig)
         code = proc.wait(30)
     finally:

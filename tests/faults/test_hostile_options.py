@@ -3,7 +3,6 @@ in one line naming the option, exit status 2, no traceback, and nothing written.
 import os
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -11,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.launch.address import AddressError, check_address
+from tests.support.cli import GNSWEEP, process_env
 
-ROOT = Path(__file__).resolve().parents[2]
-GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
 SPEC = """name: opts
 dataset: builtin:digits
 model: resnet8
@@ -37,8 +35,8 @@ def workdir(tmp_path) -> Path:
 
 
 def run(workdir: Path, *args, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_TMPDIR": str(workdir / "ray-tmp"), **(env or {})}
-    environment = {k: v for k, v in environment.items() if v is not None}
+    environment = {k: v for k, v in process_env(RAY_TMPDIR=str(workdir / "ray-tmp"), **(env or {})).items()
+                   if v is not None}
     return subprocess.run([*GNSWEEP, *map(str, args)], cwd=workdir, env=environment, capture_output=True, text=True,
                           timeout=timeout)
 

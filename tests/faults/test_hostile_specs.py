@@ -10,8 +10,7 @@ import pytest
 
 from orchestrator.spec.problems import SpecError
 from orchestrator.spec.file import load_spec
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.cli import process_env
 
 BASE = {
     "name": "hostile",
@@ -227,7 +226,7 @@ def test_cli_refuses_hostile_spec(case_id, dry_run, gnsweep, write_case, tmp_pat
     _, text, field, _ = next(c for c in CASES if c[0] == case_id)
     path = write_case(case_id, text)
     ray_tmp = tmp_path / "ray-tmp"
-    env = {**os.environ, "RAY_TMPDIR": str(ray_tmp), "PYTHONPATH": str(ROOT)}
+    env = process_env(RAY_TMPDIR=str(ray_tmp))
     results, data_dir = tmp_path / "results", tmp_path / "data"
     args = [*gnsweep, "launch", str(path), "--results", str(results), "--data-dir", str(data_dir),
             "--no-dashboard", *(["--dry-run"] if dry_run else [])]
@@ -283,7 +282,7 @@ def test_a_batch_larger_than_the_training_set_is_refused(dataset, dry_run, gnswe
     results = tmp_path / "results"
     run = subprocess.run([*gnsweep, "launch", str(path), "--results", str(results), "--data-dir",
                           str(tmp_path / "data"), "--no-dashboard", *(["--dry-run"] if dry_run else [])],
-                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                         cwd=tmp_path, env=process_env(), capture_output=True, text=True,
                          timeout=120)
     assert run.returncode == 2, (run.stdout, run.stderr)
     assert run.stderr.splitlines() == [f"gnsweep: {path}: studies.s.batch_size.1: 2048 is larger than the 1,437 "

@@ -6,7 +6,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,10 +17,9 @@ from orchestrator.watch.tally import read_tally
 from orchestrator.watch.status import status_lines
 from results import store
 from results.records import PlanEntry, PlanRecord, SweepRecord
+from tests.support.cli import GNSWEEP, process_env
 from trainer.storage import Location
 
-ROOT = Path(__file__).resolve().parents[2]
-GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
 HERE = socket.gethostname()
 
 
@@ -172,7 +170,7 @@ def test_status_names_the_damaged_file_in_one_line(file, text, args, says, tmp_p
     sweep = sweep_dir(tmp_path)
     (sweep / file).write_text(text)
     proc = subprocess.run([*GNSWEEP, "status", "s", "--results", str(tmp_path / "results"), *args], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+                          capture_output=True, text=True, timeout=120, env=process_env())
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert proc.stderr.startswith(f"gnsweep: {sweep / file}: not ") and says in proc.stderr, proc.stderr
     assert len(proc.stderr.splitlines()) == 1 and "Traceback" not in proc.stderr + proc.stdout

@@ -1,6 +1,12 @@
 """A launch's life with others around it, on real local Ray: what it exposes to the network while it runs, a second
 launch of the same sweep, Ctrl-C (SIGINT to the launch's process group, as a terminal sends it), SIGTERM (as ``kill``
-sends it), and the relaunches that resume what the signals stopped."""
+sends it), and the relaunches that resume what the signals stopped.
+
+The signalled launches start their own Ray (what they expose and what outlives them are the point). The trials
+train with the fake trainer (tests/support/fake_trainer.py: real Ray Tune, results writer and Parquet, no
+TensorFlow), told to hang in the epoch after the ones wanted, so each signal lands while every trial is mid-epoch,
+whatever the machine's load; that a real Keras trial resumes from its checkpoint is
+tests/faults/test_trial_failures.py's."""
 import json
 import os
 import re
@@ -12,7 +18,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from launches import Launch, assert_one_row_per_epoch, epoch_rows, gnsweep, session_pids, statuses, write_spec
+
+from tests.support.cli import fake_trainer_env, gnsweep, write_spec
+from tests.support.launches import Launch, assert_one_row_per_epoch, epoch_rows, session_pids, statuses
 
 EPOCHS = 3
 KEYS = ("bn-b64-s0", "gn-b64-g8-s0")
@@ -70,7 +78,7 @@ def mid_trial(sweep_dir: Path, before: dict):
 
 
 @pytest.fixture(scope="module")
-def stopped_twice(tmp_path_factory, digits_dataset):
+def stopped_twice(tmp_path_factory, digits_dataset, shared_ray):
     root = tmp_path_factory.mktemp("interrupts")
     spec = write_spec(root / "stop.yaml", digits_dataset, name="stop", epochs=EPOCHS, retries=1,
                       studies="a: {norm: [bn, gn], batch_size: [64]}")
@@ -78,8 +86,9 @@ def stopped_twice(tmp_path_factory, digits_dataset):
     sweep_dir = results / "stop"
     story = {"root": root, "sweep_dir": sweep_dir, "spec": spec}
 
-    # (1) the dashboard opened to the network on purpose; Ctrl-C once the first epoch is in
-    first = Launch(spec, results, "--dashboard", "--dashboard-host", "0.0.0.0", cwd=root)
+    # (1) the dashboard opened to the network on purpose; Ctrl-C once the first epoch is in (trials hang in epoch 2)
+    first = Launch(spec, results, "--dashboard", "--dashboard-host", "0.0.0.0", cwd=root,
+                   extra_env=fake_trainer_env(hang={"*": 2}))
     try:
         first.wait_for(mid_trial(sweep_dir, {}), "a first epoch")
         story["sockets"] = listening_sockets(first.sid)
@@ -104,8 +113,8 @@ def stopped_twice(tmp_path_factory, digits_dataset):
     story.update(first=first, statuses1=statuses(sweep_dir), files1=epoch_rows(sweep_dir),
                  claim_left1=(sweep_dir / "launch.json").exists())
 
-    # (2) the relaunch resumes; SIGTERM to the driver once it recorded a new epoch
-    second = Launch(spec, results, cwd=root)
+    # (2) the relaunch resumes; SIGTERM to the driver once it recorded a new epoch (trials hang in epoch 3)
+    second = Launch(spec, results, cwd=root, extra_env=fake_trainer_env(hang={"*": 3}))
     try:
         second.wait_for(mid_trial(sweep_dir, story["files1"]), "an epoch after the relaunch")
         story["running_at_sigterm"] = {k for k, s in statuses(sweep_dir).items() if s == "running"}
@@ -115,8 +124,8 @@ def stopped_twice(tmp_path_factory, digits_dataset):
         second.kill()
     story.update(sigterm=second, statuses2=statuses(sweep_dir), files2=epoch_rows(sweep_dir))
 
-    # (3) and once more, to the end
-    third = Launch(spec, results, cwd=root)
+    # (3) and once more, to the end (on the shared Ray: what this one leaves behind is not the question)
+    third = Launch(spec, results, cwd=root, ray=shared_ray, extra_env=fake_trainer_env())
     story.update(rc3=third.wait(), third=third)
     return story
 

@@ -5,7 +5,8 @@ namespace (``unshare --user --map-root-user --mount``: no privilege needed, noth
 a 12 KiB tmpfs mounted on ``results/<sweep>/epochs`` (room for one epoch file; the second write gets ENOSPC from the
 kernel), and a bind mount of ``epochs/`` on itself remounted read-only once the first epoch file is there (EROFS).
 Only the epochs directory is affected; checkpoints and the trials table stay writable. Skipped where the machine
-allows no such namespace.
+allows no such namespace. The trials train with the fake trainer (tests/support/fake_trainer.py: what fails here is
+the driver's writing, not the model), slowed to seconds an epoch where the remount must come between two epochs.
 """
 import shutil
 import subprocess
@@ -14,12 +15,13 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from launches import Launch, assert_one_row_per_epoch, write_spec
 
+from orchestrator.tune.results_writer import ResultsWriter
 from results import store
 from results.records import EpochRow
-from orchestrator.tune.results_writer import ResultsWriter
 from results.schema import EPOCH_SCHEMA
+from tests.support.cli import fake_trainer_env, write_spec
+from tests.support.launches import Launch, assert_one_row_per_epoch
 
 KEY = "bn-b128-s0"
 UNSHARE = ["unshare", "--user", "--map-root-user", "--mount"]
@@ -69,9 +71,9 @@ READ_ONLY = ('mount --bind "$EPOCHS" "$EPOCHS" || exit 97; "$@" & pid=$!; '
 
 
 @pytest.fixture(scope="module")
-def storage_faults(tmp_path_factory, digits_dataset):
+def storage_faults(tmp_path_factory, digits_dataset, shared_ray):
     """Two one-trial sweeps side by side (one core each): one fills its disk, one turns read-only. Then the
-    read-only one is launched again outside the namespace, where its directory is writable."""
+    read-only one is launched again outside the namespace, where its directory is writable, on the shared Ray."""
     wrap = namespace_or_skip()
     root = tmp_path_factory.mktemp("storage")
     full_spec, full_epochs = spec_for(root, digits_dataset, "full")
@@ -79,13 +81,13 @@ def storage_faults(tmp_path_factory, digits_dataset):
     saved.mkdir()
     ro_spec, ro_epochs = spec_for(root, digits_dataset, "readonly")
     full = Launch(full_spec, root / "results", cwd=root, wrap=[*wrap, "sh", "-c", DISK_FULL, "sh"],
-                  extra_env={"EPOCHS": str(full_epochs), "SAVED": str(saved)})
+                  extra_env={"EPOCHS": str(full_epochs), "SAVED": str(saved), **fake_trainer_env()})
     ro = Launch(ro_spec, root / "results", cwd=root, wrap=[*wrap, "sh", "-c", READ_ONLY, "sh"],
-                extra_env={"EPOCHS": str(ro_epochs)})
+                extra_env={"EPOCHS": str(ro_epochs), **fake_trainer_env(step_seconds=0.3)})
     try:
         ro_rc = ro.wait()
         ro_files = sorted(p.name for p in ro_epochs.iterdir())
-        again = Launch(ro_spec, root / "results", cwd=root)
+        again = Launch(ro_spec, root / "results", cwd=root, ray=shared_ray, extra_env=fake_trainer_env())
         full_rc = full.wait()
         again_rc = again.wait()
     finally:

@@ -1,17 +1,21 @@
 """Trials that fail inside a real sweep: one that raises on every attempt, one per norm kind (BN, GN, LN, IN) whose Ray
 worker is SIGKILLed in the middle of training, and one that diverges. Real Ray, real Keras on digits, real Parquet;
-nothing is mocked.
+nothing is mocked: every norm resumes from a real checkpoint (GN once could not).
 
 The raising trial is real input the spec cannot reject: batch 4096 on the 1,437 digits training images, which
-``train_trial`` refuses inside the trial (the spec does not know the dataset's size)."""
+``train_trial`` refuses inside the trial (the spec does not know the dataset's size). The diverging trial is the
+orchestration's half of divergence (a NaN epoch recorded, the trial ``diverged``, not retried, not run again): it
+joins the shared Ray with the fake trainer told to diverge; that real training diverges on an absurd learning rate is
+tests/trainer/test_train.py's."""
 import os
 import signal
 
 import numpy as np
 import pandas as pd
 import pytest
-from launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_rows, gnsweep, trial_workers, \
-    write_spec
+
+from tests.support.cli import fake_trainer_env, gnsweep, write_spec
+from tests.support.launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_rows
 
 EPOCHS = 2
 GOOD, HUGE = "bn-b128-s0", "bn-b4096-s0"
@@ -28,7 +32,7 @@ def kill_each_after_its_first_epoch(launch, sweep_dir) -> dict[str, list[str]]:
     def kill_ready() -> bool:
         for key in KILLED:
             if key not in killed and epoch_rows(sweep_dir, key):
-                workers = trial_workers(launch.sid, key)
+                workers = launch.workers(key)
                 assert len(workers) == 1, f"expected one worker for {key}, found {workers}\n{launch.tail()}"
                 os.kill(workers[0], signal.SIGKILL)
                 killed[key] = sorted(epoch_rows(sweep_dir, key))
@@ -39,21 +43,22 @@ def kill_each_after_its_first_epoch(launch, sweep_dir) -> dict[str, list[str]]:
 
 
 @pytest.fixture(scope="module")
-def failing_sweep(tmp_path_factory, digits_dataset):
-    """Two sweeps side by side. "failures": five trials, two at a time; HUGE raises on each attempt, the worker of
-    each of KILLED is SIGKILLed right after its first epoch is recorded, and a poller reads the tables every 50 ms
-    throughout.
-    "diverge": one trial at an absurd learning rate (it needs a spec of its own: base_lr is per sweep)."""
+def failing_sweep(tmp_path_factory, digits_dataset, shared_ray):
+    """Two sweeps side by side. "failures": five trials, two at a time, on a Ray of its own; HUGE raises on each
+    attempt, the worker of each of KILLED is SIGKILLed right after its first epoch is recorded, and a poller reads the
+    tables every 50 ms throughout.
+    "diverge": one trial whose first epoch has NaN losses, on the shared Ray."""
     root = tmp_path_factory.mktemp("failures")
     spec = write_spec(root / "failures.yaml", digits_dataset, name="failures", epochs=EPOCHS, retries=1,
                       studies="ok: {norm: [bn, gn, ln, in], batch_size: [128]}\nhuge: {norm: [bn], batch_size: [4096]}")
-    diverge_spec = write_spec(root / "diverge.yaml", digits_dataset, name="diverge", epochs=2, base_lr=1.0e8,
-                              retries=2, studies="a: {norm: [bn], batch_size: [128]}")
+    diverge_spec = write_spec(root / "diverge.yaml", digits_dataset, name="diverge", epochs=2, retries=2,
+                              studies="a: {norm: [bn], batch_size: [128]}")
     sweep_dir = root / "results" / "failures"
     poller = ResultsPoller(sweep_dir, watch_latest=KILLED)
     poller.start()
     launch = Launch(spec, root / "results", cwd=root)
-    diverge = Launch(diverge_spec, root / "results", cwd=root)
+    diverge = Launch(diverge_spec, root / "results", cwd=root, ray=shared_ray,
+                     extra_env=fake_trainer_env(diverge={"*": 1}))
     try:
         killed_after = kill_each_after_its_first_epoch(launch, sweep_dir)
         diverge_rc = diverge.wait()

@@ -1,14 +1,10 @@
 """``gnsweep calibrate``: a real calibration of resnet8 on the built-in digits, written as Parquet, read back with
 pandas, and used by the next dry run instead of the FLOP count."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from orchestrator.cost.devices import local_device, slug
+from tests.support.cli import gnsweep
 
 SPEC = """name: cal
 dataset: builtin:digits
@@ -23,16 +19,11 @@ resources: {cpu: 1}
 """
 
 
-def gnsweep(*args, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=400)
-
 
 @pytest.mark.slow
 def test_calibrate_writes_a_table_that_the_dry_run_uses(tmp_path):
     (tmp_path / "cal.yaml").write_text(SPEC)
-    run = gnsweep("calibrate", "cal.yaml", "--steps", "10", cwd=tmp_path)
+    run = gnsweep("calibrate", "cal.yaml", "--steps", "10", cwd=tmp_path, timeout=400)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stderr == "", "gnsweep's own lines only (a tf.function retracing warning leaked): " + run.stderr
     path = tmp_path / "results" / "calibration" / f"{slug(local_device())}.parquet"

@@ -1,18 +1,15 @@
 """The first hour of a new user: help that reads at 80 columns, a spec reference that matches the code, a dry run
 that refuses what the launch would, a --device that is a device, and the dashboard's way in said, not the token."""
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from orchestrator.launch.network import dashboard_lines
 from orchestrator.spec import reference
+from tests.support.cli import GNSWEEP, process_env
 
-ROOT = Path(__file__).resolve().parents[2]
-GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
 SPEC = """name: first
 dataset: builtin:digits
 model: resnet8
@@ -23,7 +20,7 @@ studies: {s: {norm: [bn], batch_size: [32]}}
 
 def run(*args, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([*GNSWEEP, *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
+                          env=process_env(**(env or {})))
 
 
 # --- help ------------------------------------------------------------------------------------------------------

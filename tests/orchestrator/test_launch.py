@@ -1,9 +1,8 @@
-"""A real sweep end to end: the CLI, local Ray, Ray Tune, real Keras training on real digits, real Parquet."""
+"""A real sweep end to end: the CLI, local Ray, Ray Tune, real Keras training on real digits, real Parquet. Then what
+later launches of the same sweep do with what it left (run nothing, run only new trials, refuse other settings, take
+over a stale claim); the one that trains joins the shared Ray with the fake trainer."""
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -12,40 +11,14 @@ import pandas as pd
 import pytest
 
 from results.schema import EPOCH_SCHEMA, TRIAL_SCHEMA
+from tests.support.cli import fake_trainer_env, gnsweep, write_spec
 
-GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
 EPOCHS = 2
+STUDIES = "norms: {norm: [bn, gn], batch_size: [64]}\nsmall: {norm: [bn], batch_size: [128, 64]}"
 
 
-def write_spec(path: Path, dataset: Path, *, name="small", seeds=(0,), epochs=EPOCHS, extra_study=""):
-    path.write_text(f"""
-name: {name}
-dataset: {dataset}
-model: resnet8
-train: {{epochs: {epochs}, base_lr: 0.1, base_batch: 32}}
-studies:
-  norms: {{norm: [bn, gn], batch_size: [64]}}
-  small: {{norm: [bn], batch_size: [128, 64]}}
-{extra_study}
-seeds: {list(seeds)}
-defaults: {{groups: 8}}
-resources: {{cpu: 1}}
-retries: 1
-""")
-    return path
-
-
-def gnsweep(*args, cwd: Path, timeout=400, env=None):
-    """Run the CLI; a run past ``timeout`` fails with what it printed (not pytest-timeout's bare stack)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-    try:
-        return subprocess.run([*GNSWEEP, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
-                              timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        out = (e.stdout or b"").decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        err = (e.stderr or b"").decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
-        pytest.fail(f"gnsweep {' '.join(map(str, args))} ran past {timeout} s\nstdout:\n{out[-3000:]}\n"
-                    f"stderr:\n{err[-3000:]}")
+def small_spec(path: Path, dataset: Path, seeds=(0,)) -> Path:
+    return write_spec(path, dataset, name="small", studies=STUDIES, epochs=EPOCHS, seeds=seeds)
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +36,9 @@ def stale_ray_tmpdir():
 def small_sweep(tmp_path_factory, digits_dataset, stale_ray_tmpdir):
     """One launch of a 3-trial sweep (bn-b64 shared by both studies), shared by the tests of this module."""
     root = tmp_path_factory.mktemp("sweep")
-    spec = write_spec(root / "small.yaml", digits_dataset)
+    spec = small_spec(root / "small.yaml", digits_dataset)
     started = time.monotonic()
-    run = gnsweep("launch", spec, "--results", root / "results", "--no-dashboard", cwd=root,
+    run = gnsweep("launch", spec, "--results", root / "results", "--no-dashboard", cwd=root, timeout=400,
                   env={"RAY_TMPDIR": str(stale_ray_tmpdir)})
     return root, spec, run, time.monotonic() - started
 
@@ -136,13 +109,14 @@ def test_relaunch_is_a_no_op(small_sweep):
 
 
 @pytest.mark.slow
-def test_a_new_seed_runs_only_the_new_trials(small_sweep, tmp_path):
+def test_a_new_seed_runs_only_the_new_trials(small_sweep, tmp_path, shared_ray):
     root, spec, _, _ = small_sweep
     results = tmp_path / "results"
     shutil.copytree(root / "results", results)
-    bigger = write_spec(tmp_path / "small.yaml", Path(spec.read_text().split("dataset: ")[1].split("\n")[0]),
+    bigger = small_spec(tmp_path / "small.yaml", Path(spec.read_text().split("dataset: ")[1].split("\n")[0]),
                         seeds=(0, 1))
-    run = gnsweep("launch", bigger, "--results", results, "--no-dashboard", cwd=tmp_path)
+    run = gnsweep("launch", bigger, "--results", results, "--no-dashboard", "--address", shared_ray.address,
+                  cwd=tmp_path, timeout=400, env={**shared_ray.join_env, **fake_trainer_env()})
     assert run.returncode == 0, run.stderr[-3000:]
     assert "running 3 of 6 trials" in run.stdout
     trials = pd.read_parquet(results / "small" / "trials").set_index("trial_key")
@@ -163,7 +137,7 @@ def test_changed_settings_under_the_same_name_are_refused(small_sweep, tmp_path)
 
 
 def test_dry_run_prints_the_plan_and_starts_nothing(tmp_path, digits_dataset):
-    spec = write_spec(tmp_path / "small.yaml", digits_dataset)
+    spec = small_spec(tmp_path / "small.yaml", digits_dataset)
     run = gnsweep("launch", spec, "--dry-run", "--results", tmp_path / "results", cwd=tmp_path, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "3 trials" in run.stdout and "bn-b64-s0" in run.stdout and "per study: norms 2, small 2" in run.stdout
@@ -181,7 +155,7 @@ def test_the_launch_records_the_datasets_image_counts_and_refuses_other_ones(tmp
     from results.records import SweepRecord
     from trainer.data import load_info
 
-    spec = load_spec(write_spec(tmp_path / "small.yaml", digits_dataset))
+    spec = load_spec(small_spec(tmp_path / "small.yaml", digits_dataset))
     trials, counts = plan_trials(spec), load_info(digits_dataset).counts
     check_fingerprint(tmp_path / "old", spec, trials)  # as launched before counts were recorded
     assert store.read_sweep(tmp_path / "old").images == {}
@@ -219,7 +193,7 @@ def test_claim_of_another_host_is_taken_over_once_its_lease_expired(small_sweep,
 
 @pytest.mark.parametrize("allow", [False, True])
 def test_open_dashboard_without_authentication_is_refused_unless_allowed(tmp_path, digits_dataset, allow):
-    spec = write_spec(tmp_path / "small.yaml", digits_dataset)
+    spec = small_spec(tmp_path / "small.yaml", digits_dataset)
     run = gnsweep("launch", spec, "--dry-run", "--dashboard-host", "0.0.0.0", *(["--allow-open-network"] * allow),
                   cwd=tmp_path, timeout=60, env={"RAY_AUTH_MODE": "disabled"})
     if allow:

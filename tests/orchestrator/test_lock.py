@@ -52,10 +52,19 @@ def test_expired_lease_of_another_host_is_taken_over(tmp_path):
 
 @pytest.mark.parametrize("case", ["dead pid", "reused pid"])
 def test_stale_claim_on_this_host_is_taken_over(tmp_path, case):
-    # a reused pid: a live process that started after the one the claim names
+    # a reused pid: a live process that started after the one the claim names (an unreadable claim is damaged,
+    # not stale: tests/faults/test_hostile_sweep_files.py)
     pid, started = (dead_pid(), None) if case == "dead pid" else (os.getpid(), process_start(os.getpid()) - 1)
     plant(tmp_path, host=socket.gethostname(), pid=pid, pid_started=started, heartbeat=time.time())
-    lock_sweep(Location.of(tmp_path), "s", print).release()
+    held = lock_sweep(Location.of(tmp_path), "s", print)
+    try:
+        mine = json.loads((tmp_path / LOCK_FILE).read_text())
+        assert (mine["host"], mine["pid"], mine["pid_started"]) == (socket.gethostname(), os.getpid(),
+                                                                    process_start(os.getpid()))
+        assert mine["id"] == held.claim.id != "f" * 32
+    finally:
+        held.release()
+    assert not (tmp_path / LOCK_FILE).exists()
 
 
 def test_live_process_on_this_host_holds_its_claim_whatever_its_heartbeat(tmp_path):

@@ -1,14 +1,15 @@
-"""Watching a real sweep: a local launch of two trials on digits, one of whose Ray workers is SIGKILLed after its
-first epoch (so it resumes). While it runs, the node's Prometheus endpoint on 127.0.0.1 is scraped for each trial's
-gauges; afterwards the TensorBoard runs are read back with TensorFlow's reader, and ``gnsweep report`` names the
-page and the runs. The Grafana dashboard only queries metrics the code sets."""
+"""Watching a real sweep: a launch of two trials on digits, one of whose Ray workers is SIGKILLed after its first
+epoch (so it resumes). While it runs, the node's Prometheus endpoint on 127.0.0.1 is scraped for each trial's gauges;
+afterwards the TensorBoard runs are read back with TensorFlow's reader, and ``gnsweep report`` names the page and the
+runs. The Grafana dashboard only queries metrics the code sets.
+
+The launch joins the shared Ray (its node exports metrics every second) and trains with the fake trainer
+(tests/support/fake_trainer.py): the gauges are set by gnsweep's trainable around whatever trains, and the
+TensorBoard files are written by the driver."""
 import json
 import os
 import re
-import shutil
 import signal
-import sys
-import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -16,20 +17,21 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
-from launches import Launch, epoch_rows, gnsweep, trial_workers, write_spec  # noqa: E402
-
-from orchestrator.tune.metrics import SWEEP_GAUGE, TRIAL_GAUGES  # noqa: E402
+from orchestrator.tune.metrics import SWEEP_GAUGE, TRIAL_GAUGES
+from tests.support.cli import fake_trainer_env, gnsweep, write_spec
+from tests.support.launches import Launch, epoch_rows
 
 EPOCHS = 4
+STEP_SECONDS = 0.05  # 22 steps an epoch at batch 64: about a second, an export interval of the shared Ray
 KILLED, OTHER = "bn-b64-s0", "gn-b64-g8-s0"
 SAMPLE = re.compile(r"^(ray_gnsweep_\w+)\{([^}]*)\} (\S+)$")
 DASHBOARD = Path(__file__).parents[2] / "cluster" / "grafana" / "gnsweep-sweep.json"
 
 
-def scrape(ray_tmp: Path) -> list[tuple[str, dict, float]]:
-    """gnsweep's samples on the local node's metrics endpoint (its port as Ray records it in the session)."""
-    ports = sorted((ray_tmp / "ray" / "session_latest").glob("metrics_export_port_*"))
+def scrape(session: Path, sweep: str) -> list[tuple[str, dict, float]]:
+    """The samples of sweep ``sweep`` on the local node's metrics endpoint (its port as Ray records it in
+    ``session``)."""
+    ports = sorted(session.glob("metrics_export_port_*"))
     if not ports:
         return []
     try:
@@ -41,38 +43,38 @@ def scrape(ray_tmp: Path) -> list[tuple[str, dict, float]]:
         m = SAMPLE.match(line)
         if m:
             labels = dict(re.findall(r'(\w+)="([^"]*)"', m[2]))
-            samples.append((m[1], labels, float(m[3])))
+            if labels.get("sweep") == sweep:
+                samples.append((m[1], labels, float(m[3])))
     return samples
 
 
 @pytest.fixture(scope="module")
-def watched(tmp_path_factory, digits_dataset):
+def watched(tmp_path_factory, digits_dataset, shared_ray):
     root = tmp_path_factory.mktemp("watched")
-    ray_tmp = Path(tempfile.mkdtemp(prefix="gnmon-", dir="/tmp"))  # Ray's socket paths must stay short
     spec = write_spec(root / "watched.yaml", digits_dataset, name="watched", epochs=EPOCHS, retries=1,
                       studies="norms: {norm: [bn, gn], batch_size: [64]}")
     sweep_dir = root / "results" / "watched"
-    launch = Launch(spec, root / "results", cwd=root, extra_env={"RAY_TMPDIR": str(ray_tmp)})
+    launch = Launch(spec, root / "results", cwd=root, ray=shared_ray,
+                    extra_env=fake_trainer_env(step_seconds=STEP_SECONDS))
     seen: list[tuple[str, dict, float]] = []
     killed = False
     try:
         while launch.proc.poll() is None:
-            seen += scrape(ray_tmp)
-            # kill once the first attempt's gauges were scraped (Ray exports every ~10 s: a retry of a few short
-            # epochs may end before its first export), or at the latest with one epoch left
+            seen += scrape(shared_ray.session, "watched")
+            # kill once the first attempt's gauges were scraped (a retry of a few short epochs may end before its
+            # first export), or at the latest with one epoch left
             exported = any(labels.get("trial_key") == KILLED for _, labels, _ in seen)
             done = len(epoch_rows(sweep_dir, KILLED))
             if not killed and done and (exported or done >= EPOCHS - 1):
-                workers = trial_workers(launch.sid, KILLED)
+                workers = launch.workers(KILLED)
                 if workers:
                     os.kill(workers[0], signal.SIGKILL)
                     killed = True
             assert time.monotonic() - launch.started < 400, launch.tail()
-            time.sleep(0.5)
+            time.sleep(0.2)
         rc = launch.wait()
     finally:
         launch.kill()
-        shutil.rmtree(ray_tmp, ignore_errors=True)
     return {"root": root, "sweep_dir": sweep_dir, "rc": rc, "launch": launch, "seen": seen, "killed": killed}
 
 

@@ -1,16 +1,15 @@
 """Quiet by default: real ``gnsweep`` processes print only gnsweep's own lines; TensorFlow's and absl's start-up
 lines go to the native log, and ``--verbose`` brings them back."""
-import os
 import re
 import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
+
 from results import store
 from results.records import EpochRow, TrialRow
-
-GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
+from tests.support.cli import GNSWEEP, process_env
 OWN_LINES = re.compile(r"^(prepared digits: 1437 train, 360 val images, 10 classes -> .+"
                        r"|report: .+report\.md|page: .+report\.html"
                        r"|tensorboard runs: .+ \(view: tensorboard --logdir .+\))$")
@@ -18,7 +17,7 @@ TF_LINE = re.compile(r"cudart_stub|absl::InitializeLog|oneDNN|cuda drivers|^[IWE
 
 
 def run(*args, cache: Path, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "XDG_CACHE_HOME": str(cache), "PYTHONUNBUFFERED": "1"}
+    env = process_env(XDG_CACHE_HOME=str(cache))
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     return subprocess.run([*GNSWEEP, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
@@ -37,6 +36,7 @@ def write_sweep(sweep: Path) -> None:
                                   "started_at": None, "ended_at": None, "train_seconds": 4.0}))
 
 
+@pytest.mark.slow  # prepares digits and writes a report in real processes, each importing TensorFlow
 def test_commands_print_only_their_own_lines(tmp_path):
     cache = tmp_path / "cache"
     write_sweep(tmp_path / "results" / "q")
@@ -53,6 +53,7 @@ def test_commands_print_only_their_own_lines(tmp_path):
     assert any(TF_LINE.search(text) for text in logs.values()), "data prepare's TensorFlow lines belong in its log"
 
 
+@pytest.mark.slow  # prepares digits and writes a report in real processes, each importing TensorFlow
 def test_verbose_shows_tensorflows_own_lines(tmp_path):
     proc = run("--verbose", "data", "prepare", "digits", "--out", tmp_path / "digits", cache=tmp_path / "cache",
                cwd=tmp_path)

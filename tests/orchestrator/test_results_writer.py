@@ -25,7 +25,7 @@ def result(epoch: int, val_err: float) -> dict:
     return {**dict.fromkeys(METRICS, 1.0), "val_err": val_err, "epoch": epoch, "node": "n"}
 
 
-def epoch_files(sweep) -> list[str]:
+def epoch_rows(sweep) -> list[str]:
     return sorted(p.name for p in (sweep / "epochs").iterdir())
 
 
@@ -38,12 +38,12 @@ def test_a_fresh_trial_is_one_file_rewritten_whole_each_epoch(tmp_path):
     w.on_trial_start(0, [], trial)
     for e in (1, 2, 3):
         w.on_trial_result(0, [], trial, result(e, 50.0 - e))
-        assert epoch_files(tmp_path) == [f"{KEY}.parquet"]
+        assert epoch_rows(tmp_path) == [f"{KEY}.parquet"]
         assert pd.read_parquet(tmp_path / "epochs")["epoch"].tolist() == list(range(1, e + 1))
     assert store.read_trials(tmp_path).loc[0, "epochs"] == 3
     w.on_trial_complete(0, [], trial)
     row = store.read_trials(tmp_path).iloc[0]
-    assert row["status"] == "completed" and row["best_val_err"] == 47.0 and epoch_files(tmp_path) == [f"{KEY}.parquet"]
+    assert row["status"] == "completed" and row["best_val_err"] == 47.0 and epoch_rows(tmp_path) == [f"{KEY}.parquet"]
 
 
 def test_a_trial_resumed_by_a_later_launch_keeps_its_first_rows(tmp_path):
@@ -59,7 +59,7 @@ def test_a_trial_resumed_by_a_later_launch_keeps_its_first_rows(tmp_path):
     again.on_trial_complete(0, [], trial)
     epochs = pd.read_parquet(tmp_path / "epochs").sort_values("epoch")
     assert epochs["val_err"].tolist() == [40.0, 40.0, 30.0] and epochs["attempt"].tolist() == [0, 0, 1]
-    assert epoch_files(tmp_path) == [f"{KEY}.parquet"]
+    assert epoch_rows(tmp_path) == [f"{KEY}.parquet"]
     assert store.read_trials(tmp_path).loc[0, "attempts"] == 2
 
 
@@ -72,7 +72,7 @@ def test_a_trial_of_a_sweep_written_one_file_per_row_is_folded_when_the_writer_m
     assert [r.epoch for r in store.read_epoch_rows(tmp_path)] == [1]
     again = writer(tmp_path)
     again.on_trial_start(0, [], fake_trial())
-    assert epoch_files(tmp_path) == [f"{KEY}.parquet"]
+    assert epoch_rows(tmp_path) == [f"{KEY}.parquet"]
     again.on_trial_result(0, [], fake_trial(), result(2, 35.0))
     assert store.read_epoch_rows(tmp_path)[0] == rows[0]
     assert pd.read_parquet(tmp_path / "epochs")["epoch"].sort_values().tolist() == [1, 2]

@@ -16,9 +16,9 @@ from orchestrator.launch.lock import lock_sweep
 from orchestrator.watch.tally import read_tally
 from results import store
 from results.records import EpochRow, TrialRow
+from tests.support.cli import GNSWEEP, process_env
 from trainer.storage import Location
 
-GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
 BASE = {"model": "resnet8", "norm": "bn", "batch_size": 32, "groups": None, "channels_per_group": None, "seed": 0}
 
 
@@ -48,7 +48,7 @@ def make_sweep(root: Path, keys: list[str], epochs: int = 4) -> Path:
 def watch(root: Path, out: Path) -> subprocess.Popen:
     return subprocess.Popen([*GNSWEEP, "status", "w", "--results", str(root / "results"), "--watch", "--interval",
                              "0.1"], cwd=root, stdout=out.open("w"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env=process_env())
 
 
 def test_time_left_is_recent_epoch_seconds_times_epochs_left(tmp_path):
@@ -115,8 +115,8 @@ def test_on_a_terminal_the_table_is_drawn_in_place(tmp_path):
     write_status(sweep, "bn-b32-s0", "completed", 1)
     master, slave = pty.openpty()
     proc = subprocess.Popen([*GNSWEEP, "status", "w", "--results", str(tmp_path / "results"), "--watch"],
-                            cwd=tmp_path, stdout=slave, stderr=slave, env={**os.environ, "TERM": "xterm-256color",
-                                                                           "COLUMNS": "120"})
+                            cwd=tmp_path, stdout=slave, stderr=slave,
+                            env=process_env(TERM="xterm-256color", COLUMNS="120"))
     os.close(slave)
     chunks = []
     try:
@@ -141,7 +141,7 @@ def killed_launch(sweep: Path) -> int:
     code = ("import sys; from orchestrator.launch.lock import lock_sweep; from trainer.storage import Location; "
             "lock_sweep(Location.of(sys.argv[1]), 'w', print); print('claimed', flush=True); sys.stdin.read()")
     proc = subprocess.Popen([sys.executable, "-c", code, str(sweep)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+                            text=True, env=process_env())
     assert proc.stdout.readline().strip() == "claimed"
     proc.kill()
     proc.wait()

@@ -3,8 +3,6 @@ same epoch twice, epoch 0, an error beyond 0-100 %, an unknown status), or a bro
 ``report`` and ``launch`` say one line naming the file, the field and what to do, exit 2, before Ray starts; a
 foreign Parquet file never becomes rows of nulls."""
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,9 +12,7 @@ from test_analysis import flat, write_trial
 
 from results import store
 from results.records import SweepRecord
-
-ROOT = Path(__file__).resolve().parents[2]
-GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
+from tests.support import cli
 KEYS = ("bn-b128-s0", "gn-b128-g8-s0")
 
 
@@ -87,9 +83,9 @@ def damaged_sweep(root: Path, damage: str) -> Path:
     return sweep / name
 
 
-def gnsweep(*args, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "RAY_TMPDIR": str(cwd / "ray-tmp"), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([*GNSWEEP, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+def gnsweep(*args, cwd: Path):
+    """The CLI with Ray's temp dir under ``cwd``, to see that it was never created."""
+    return cli.gnsweep(*args, cwd=cwd, env={"RAY_TMPDIR": str(cwd / "ray-tmp")})
 
 
 def assert_one_line_naming(run, path: Path, says: str, field: str = "") -> None:

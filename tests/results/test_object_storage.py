@@ -1,8 +1,8 @@
 """Results and checkpoints on an object store, through pyarrow's S3 file system, against a real S3 server (moto's)
-on 127.0.0.1: the Parquet store, a trial's checkpoints, and a whole sweep launched with ``--results s3://...``."""
+on 127.0.0.1: the Parquet store, a trial's checkpoints (a real Keras model's), and a whole sweep launched with
+``--results s3://...`` (its trials train with the fake trainer, which writes its checkpoints to the bucket through
+``trainer.checkpoints`` as the real one does)."""
 import os
-import subprocess
-import sys
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -11,6 +11,7 @@ import pytest
 
 from results import store
 from results.records import EpochRow
+from tests.support.cli import fake_trainer_env, gnsweep, write_spec
 from trainer import checkpoints
 from trainer.config import EpochMetrics
 from trainer.storage import Location
@@ -98,30 +99,12 @@ def test_checkpoints_on_s3_resume_the_latest_epoch_and_drop_older_ones(s3):
     assert sorted(i.base_name for i in infos) == ["epoch-0002", "latest"]
 
 
-def gnsweep(*args, cwd, timeout=400):
-    env = {**os.environ, **CREDENTIALS, "PYTHONUNBUFFERED": "1"}
-    return subprocess.run([sys.executable, "-m", "orchestrator.cli", *map(str, args)], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def write_spec(path, dataset):
-    path.write_text(f"""
-name: remote
-dataset: {dataset}
-model: resnet8
-train: {{epochs: 2, base_lr: 0.1, base_batch: 32}}
-studies:
-  norms: {{norm: [bn, gn], batch_size: [128]}}
-seeds: [0]
-defaults: {{groups: 8}}
-resources: {{cpu: 1}}
-retries: 0
-""")
-    return path
+def remote_spec(path, dataset):
+    return write_spec(path, dataset, name="remote", studies="norms: {norm: [bn, gn], batch_size: [128]}", retries=0)
 
 
 def test_a_results_uri_of_an_unknown_scheme_or_a_missing_bucket_is_one_line(s3, tmp_path, digits_dataset):
-    spec = write_spec(tmp_path / "remote.yaml", digits_dataset)
+    spec = remote_spec(tmp_path / "remote.yaml", digits_dataset)
     for results, words in (("nosuch://x/y", "--results nosuch://x/y: cannot open"),
                            (f"s3://no-such-bucket/r?{s3}", "--results: cannot write")):
         run = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=tmp_path, timeout=120)
@@ -135,9 +118,10 @@ def test_a_results_uri_of_an_unknown_scheme_or_a_missing_bucket_is_one_line(s3, 
 def test_sweep_with_results_on_s3(s3, tmp_path, digits_dataset):
     """Ray Tune, the driver's Parquet writer and the trial workers' checkpoints all go to the bucket; status and
     report read it back; a relaunch finds every trial finished there. Nothing is written to a local results dir."""
-    spec = write_spec(tmp_path / "remote.yaml", digits_dataset)
+    spec = remote_spec(tmp_path / "remote.yaml", digits_dataset)
     results = uri(s3, "sweeps")
-    run = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=tmp_path)
+    run = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=tmp_path, timeout=400,
+                  env=fake_trainer_env())
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     epochs = pd.read_parquet(uri(s3, "sweeps/remote/epochs"))
     assert sorted(zip(epochs["trial_key"], epochs["epoch"])) == [

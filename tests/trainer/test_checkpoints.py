@@ -16,6 +16,7 @@ from trainer.models import build_model
 from trainer.train import compile_model
 
 CASES = [(model, norm) for model in ("resnet8", "seed_cnn") for norm in NORM_KINDS]
+pytestmark = pytest.mark.slow  # ten models trained two steps (compiled with XLA at batch 4) and saved: minutes
 
 LOAD = """
 import json, sys

@@ -15,6 +15,7 @@ def trial(norm="bn", batch=32, epochs=3, base_lr=0.1):
                        train=TrainSettings(epochs=epochs, base_lr=base_lr, base_batch=32, augment=False))
 
 
+@pytest.mark.slow  # trains resnet8 for epochs
 @pytest.mark.parametrize("norm", ["bn", "gn"])
 def test_a_few_epochs_fall_far_below_chance(norm, digits_dataset, tmp_path):
     reported = []
@@ -30,6 +31,7 @@ class Crash(Exception):
     pass
 
 
+@pytest.mark.slow  # trains resnet8 for epochs
 def test_interrupted_trial_resumes_at_the_next_epoch_with_the_schedule_and_optimizer_state(digits_dataset, tmp_path):
     t = trial(epochs=4)  # lr / 10 at the start of 0-based epochs 1 and 2 (30% and 60% of 4, rounded)
     ckpt = tmp_path / "ckpt"

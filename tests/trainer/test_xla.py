@@ -31,16 +31,19 @@ def one_xla_step(model_name, norm, size, precision="float32", batch=2):
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # the step trained
 
 
+@pytest.mark.slow  # XLA compiles take seconds each on a loaded 2-core machine
 @pytest.mark.parametrize("norm", ["bn", "gn", "ln", "in", "none"])
 def test_every_norm_compiles_with_xla(norm):
     one_xla_step("seed_cnn", norm, 16)  # the lightest model: what is compiled here is the norm
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_compiles_with_xla(precision):
     one_xla_step("seed_cnn", "gn", 16, precision)
 
 
+@pytest.mark.slow
 def test_a_resnet_compiles_with_xla():
     one_xla_step("resnet8", "gn", 16)
 

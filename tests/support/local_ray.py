@@ -1,0 +1,71 @@
+"""One local Ray cluster that several launches join with ``--address``, instead of each starting and stopping its own
+(seconds each on a loaded 2-core machine): ``ray start --head --block`` in a session of its own, under a private temp
+dir so that no plain ``ray.init()`` elsewhere on the machine finds it (/tmp/ray/ray_current_cluster), stopped by
+killing that session. A launch that joins it starts no Ray processes of its own: tests that kill the driver with its
+Ray, watch what a launch's own Ray exposes, or count Ray's processes after the exit start their own.
+"""
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from tests.support.cli import process_env
+from tests.support.launches import kill_session
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def _ray_command() -> list[str]:
+    script = Path(sys.executable).parent / "ray"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
+
+
+class LocalRay:
+    """A running single-node Ray cluster: ``address`` to join, ``sid`` the session its processes (and the trials'
+    workers) run in, ``session`` its session folder (logs, metrics port). Its nodes export metrics every second
+    (Ray's default is 10 s), so that a test sees the gauges of a trial a few seconds long.
+
+    Ray's token guards it (it listens on the machine's address). A driver that joins an existing cluster uses the
+    token only with ``RAY_AUTH_MODE=token`` (Ray 2.60 turns it on by itself only for a cluster ``ray.init`` starts),
+    so a launch that joins gets ``join_env``."""
+
+    join_env = {"RAY_AUTH_MODE": "token"}
+
+    def __init__(self, num_cpus: int = 2, timeout: float = 120):
+        from ray._private.services import get_node_ip_address
+
+        self.tmp = Path(tempfile.mkdtemp(prefix="gnray-", dir="/tmp"))  # short: Ray's socket paths stay < 108 chars
+        port = _free_port()
+        self.address = f"{get_node_ip_address()}:{port}"
+        self.log = self.tmp / "ray-start.log"
+        cmd = [*_ray_command(), "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}", "--num-gpus=0",
+               "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={self.tmp}", "--block"]
+        env = process_env(RAY_TMPDIR=str(self.tmp), RAY_metrics_report_interval_ms="1000", **self.join_env)
+        with open(self.log, "w") as log:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.sid = self.proc.pid
+        deadline = time.monotonic() + timeout
+        while "Ray runtime started" not in self.log.read_text():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                text = self.log.read_text()
+                self.stop()
+                raise RuntimeError(f"ray start did not come up (exit {self.proc.returncode}):\n{text[-3000:]}")
+            time.sleep(0.2)
+
+    @property
+    def session(self) -> Path:
+        return self.tmp / "session_latest"
+
+    def stop(self) -> None:
+        kill_session(self.sid)
+        self.proc.wait(10)
+        shutil.rmtree(self.tmp, ignore_errors=True)
