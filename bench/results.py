@@ -275,14 +275,14 @@ def measures(old, new, watched_old, watched_new, reps: int) -> dict[str, dict[st
 def watch_redraws(old, new, reps: int) -> dict[str, list[float]]:
     """A ``status --watch`` redraw of a running sweep after each running trial recorded one more epoch: before, a
     whole read of the sweep; now, a redraw from the tables kept since the last one."""
-    from orchestrator.watch.live import read_views
+    from orchestrator.watch.tally import read_tally
     from results import store
 
     rng = random.Random(2)
     statuses = store.read_trials(new)
     running = statuses.loc[statuses["status"] == "running", "trial_key"].tolist()
     kept = store.SweepTables(new)
-    read_views(new, kept)
+    read_tally(new, kept)
     done = {k: EPOCHS // 2 for k in running}
     rows_now = {k: store.read_epoch_rows(new, k) for k in running}
 
@@ -298,11 +298,11 @@ def watch_redraws(old, new, reps: int) -> dict[str, list[float]]:
     def before():
         advance(old, True)
         with before_readers():
-            return timed(lambda: read_views(old))
+            return timed(lambda: read_tally(old))
 
     def now():
         advance(new, False)
-        return timed(lambda: read_views(new, kept))
+        return timed(lambda: read_tally(new, kept))
 
     variants = {"before": before, "per trial": now} if old is not None else {"per trial": now}
     out: dict[str, list[float]] = {name: [] for name in variants}
