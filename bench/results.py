@@ -119,9 +119,9 @@ def epoch_row(key: str, epoch: int, rng: random.Random):
     from results.records import EpochRow
 
     err = 90.0 * 0.97 ** epoch + rng.uniform(0, 3)
-    return EpochRow(**config(key), epoch=epoch, train_loss=err / 20, train_err=err * 0.9, val_loss=err / 19, val_err=err,
-                    val_err_top5=err / 3, lr=0.1, epoch_seconds=60.0, images_per_second=900.0, attempt=0, node="n1",
-                    recorded_at=T0 + timedelta(minutes=epoch))
+    return EpochRow(**config(key), epoch=epoch, train_loss=err / 20, train_err=err * 0.9, val_loss=err / 19,
+                    val_err=err, val_err_top5=err / 3, lr=0.1, epoch_seconds=60.0, images_per_second=900.0, attempt=0,
+                    node="n1", recorded_at=T0 + timedelta(minutes=epoch))
 
 
 def trial_row(key: str, status: str, epochs: int):
@@ -343,8 +343,8 @@ def run(ctx):
                     table.notes.append(f"{store_name}, {rows:,} rows: folding the old layout (once, at the next "
                                        f"launch) took {timed(lambda: store.fold_sweep(old)):.1f} s")
     table.notes.append("record an epoch: the driver's results writer, an epoch halfway through a 100-epoch trial "
-                       "(5 rounds; TensorBoard's file left out of both); watch redraw: after each running trial (8, or all "
-                       "of a smaller sweep) recorded one more epoch")
+                       "(5 rounds; TensorBoard's file left out of both); watch redraw: after each running trial (8, or "
+                       "all of a smaller sweep) recorded one more epoch")
     return [table]
 
 
