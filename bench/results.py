@@ -119,9 +119,9 @@ def epoch_row(key: str, epoch: int, rng: random.Random):
     from results.records import EpochRow
 
     err = 90.0 * 0.97 ** epoch + rng.uniform(0, 3)
-    return EpochRow(**config(key), epoch=epoch, train_loss=err / 20, train_err=err * 0.9, val_loss=err / 19, val_err=err,
-                    val_err_top5=err / 3, lr=0.1, epoch_seconds=60.0, images_per_second=900.0, attempt=0, node="n1",
-                    recorded_at=T0 + timedelta(minutes=epoch))
+    return EpochRow(**config(key), epoch=epoch, train_loss=err / 20, train_err=err * 0.9, val_loss=err / 19,
+                    val_err=err, val_err_top5=err / 3, lr=0.1, epoch_seconds=60.0, images_per_second=900.0, attempt=0,
+                    node="n1", recorded_at=T0 + timedelta(minutes=epoch))
 
 
 def trial_row(key: str, status: str, epochs: int):
@@ -275,14 +275,14 @@ def measures(old, new, watched_old, watched_new, reps: int) -> dict[str, dict[st
 def watch_redraws(old, new, reps: int) -> dict[str, list[float]]:
     """A ``status --watch`` redraw of a running sweep after each running trial recorded one more epoch: before, a
     whole read of the sweep; now, a redraw from the tables kept since the last one."""
-    from orchestrator.watch.live import read_views
+    from orchestrator.watch.tally import read_tally
     from results import store
 
     rng = random.Random(2)
     statuses = store.read_trials(new)
     running = statuses.loc[statuses["status"] == "running", "trial_key"].tolist()
     kept = store.SweepTables(new)
-    read_views(new, kept)
+    read_tally(new, kept)
     done = {k: EPOCHS // 2 for k in running}
     rows_now = {k: store.read_epoch_rows(new, k) for k in running}
 
@@ -298,11 +298,11 @@ def watch_redraws(old, new, reps: int) -> dict[str, list[float]]:
     def before():
         advance(old, True)
         with before_readers():
-            return timed(lambda: read_views(old))
+            return timed(lambda: read_tally(old))
 
     def now():
         advance(new, False)
-        return timed(lambda: read_views(new, kept))
+        return timed(lambda: read_tally(new, kept))
 
     variants = {"before": before, "per trial": now} if old is not None else {"per trial": now}
     out: dict[str, list[float]] = {name: [] for name in variants}
@@ -343,8 +343,8 @@ def run(ctx):
                     table.notes.append(f"{store_name}, {rows:,} rows: folding the old layout (once, at the next "
                                        f"launch) took {timed(lambda: store.fold_sweep(old)):.1f} s")
     table.notes.append("record an epoch: the driver's results writer, an epoch halfway through a 100-epoch trial "
-                       "(5 rounds; TensorBoard's file left out of both); watch redraw: after each running trial (8, or all "
-                       "of a smaller sweep) recorded one more epoch")
+                       "(5 rounds; TensorBoard's file left out of both); watch redraw: after each running trial (8, or "
+                       "all of a smaller sweep) recorded one more epoch")
     return [table]
 
 

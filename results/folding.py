@@ -17,10 +17,11 @@ every row exactly once throughout. For each trial with row files:
 
 gnsweep's readers read ``_folding/`` too and take from it only the (trial, epoch) rows no visible file holds
 (``assemble``), so after every step, and after a kill at any instant, they see each row once. ``pd.read_parquet``
-never sees a row twice; from the first deletion of step 2 to the end of step 3 (milliseconds locally, about a
-second on an object store) it misses the trial's deleted rows, and a kill inside that window leaves them missing
-there until the next fold. Folding runs again from step 1 with whatever a kill left (``fold``): ``gnsweep launch``
-folds every trial that needs it before it runs anything, and the results writer before it writes a trial's rows.
+never sees a row twice; from the first deletion of step 2 to the end of step 3 (milliseconds locally; on an object
+store, the time to delete the trial's row files, 16 at a time, and upload one file) it misses the trial's deleted
+rows, and a kill inside that window leaves them missing there until the next fold. Folding runs again from step 1
+with whatever a kill left (``fold``): ``gnsweep launch`` folds every trial that needs it before it runs anything,
+and the results writer before it writes a trial's rows.
 """
 from __future__ import annotations
 

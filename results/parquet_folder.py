@@ -1,10 +1,12 @@
 """A folder of Parquet files read as one table: listed once per read, its files fetched in parallel, each checked
 against the table's schema.
 
-Each file is fetched whole in one request (a GET on an object store), so a file replaced meanwhile is read as the
-old file or the new one, never a mix. The folder object keeps what it read: the next read lists again and fetches
-only the files whose size or time changed, which is what lets ``status --watch`` redraw a sweep of thousands of rows
-by fetching the few files its running trials rewrote. A cached file is trusted only once it was already a second
+Each file is fetched whole (on an object store: its size, then one GET of all of it); a file replaced between the two
+does not parse as Parquet, is seen to have changed since the listing, and is fetched again after a new listing, so a
+file is read as the old one or the new one, never a mix, and a replacement is never taken for damage. The folder
+object keeps what it read: the next read lists again and fetches only the files whose size or time changed, which
+is what lets ``status --watch`` redraw a sweep of thousands of rows by fetching the few files its running trials
+rewrote. A cached file is trusted only once it was already a second
 older than the newest file of its listing (object stores stamp whole seconds: a file replaced within the second it
 was read could keep its time).
 """
@@ -58,7 +60,8 @@ def delete_file(where: Location) -> None:
 
 @dataclass(frozen=True)
 class Part:
-    """One file of the folder and its rows; ``name`` is relative to the folder (``k.parquet``, ``_folding/k.parquet``)."""
+    """One file of the folder and its rows; ``name`` is relative to the folder (``k.parquet``,
+    ``_folding/k.parquet``)."""
 
     where: Location
     name: str

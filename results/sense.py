@@ -70,8 +70,8 @@ def check_trials(table: pa.Table, where) -> None:
         values = _floats(table, name)
         bad = _first(_out_of_range(values))
         if bad is not None:
-            raise damaged(where, TRIALS_WHAT, f"{name}: {float(values[bad])!r} of trial {quoted(keys[bad])}; errors are "
-                                              f"percentages, 0-100")
+            raise damaged(where, TRIALS_WHAT, f"{name}: {float(values[bad])!r} of trial {quoted(keys[bad])}; errors "
+                                              f"are percentages, 0-100")
 
 
 def check_unique(parts: list, columns: tuple[str, ...], what: str) -> None:

@@ -29,9 +29,10 @@ TRIALS = {"bn-b32-s0": 5, "gn-b32-g8-s0": 3, "ln-b32-s0-bf16": 2}
 
 
 def epoch_row(key: str, epoch: int, val_err: float | None = None, attempt: int = 0) -> EpochRow:
+    val_err = val_err if val_err is not None else 90.0 - epoch % 80
     return EpochRow(sweep="f", trial_key=key, model="resnet8", norm=key.split("-")[0], batch_size=32,
                     groups=8 if key.startswith("gn") else None, channels_per_group=None, seed=0, epoch=epoch,
-                    train_loss=1.0, train_err=40.0, val_loss=1.1, val_err=val_err if val_err is not None else 90.0 - epoch % 80,
+                    train_loss=1.0, train_err=40.0, val_loss=1.1, val_err=val_err,
                     val_err_top5=5.0, lr=0.1, epoch_seconds=2.0, images_per_second=700.0, attempt=attempt, node="n1",
                     recorded_at=T0 + timedelta(minutes=epoch))
 
