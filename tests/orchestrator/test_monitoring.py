@@ -107,7 +107,8 @@ def test_tensorboard_runs_hold_each_epoch_once_after_a_resume(watched):
     for key in (KILLED, OTHER):
         run = sweep_dir / "tensorboard" / key
         names = sorted(p.name for p in run.iterdir())
-        assert names == [f"events.out.tfevents.{e:06d}.gnsweep" for e in range(1, EPOCHS + 1)]
+        # the run's hyperparameters (000000), then one file per epoch
+        assert names == [f"events.out.tfevents.{e:06d}.gnsweep" for e in range(0, EPOCHS + 1)]
         val = [(ev.step, v.simple_value) for name in names
                for ev in tf.compat.v1.train.summary_iterator(str(run / name)) for v in ev.summary.value
                if v.tag == "error/val"]
