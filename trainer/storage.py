@@ -14,6 +14,7 @@ import fnmatch
 import hashlib
 import os
 import re
+import socket
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,31 @@ URI = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<path>[^?]*)(?:\?(?
 
 class StorageError(Exception):
     """A results location that cannot be opened (unknown scheme, bad options); the message is one line."""
+
+
+TEMPORARY = re.compile(r"^\.(?P<host>[A-Za-z0-9_.-]+)\.(?P<pid>\d+)\.[0-9a-f]{32}\.tmp$")
+
+
+def temporary_name() -> str:
+    """A hidden name for a file being written: ``.<host>.<pid>.<random>.tmp``."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "host"
+    return f".{host}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+
+
+def dead_writer(name: str) -> int | None:
+    """The pid in ``name`` if it is a temporary file of this host whose writer process is gone, else None."""
+    match = TEMPORARY.match(name)
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "host"
+    if match is None or match["host"] != host:
+        return None
+    pid = int(match["pid"])
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return pid
+    except (PermissionError, OverflowError):
+        return None
+    return None
 
 
 def file_digest(path: str | Path, algorithm: str) -> str:
@@ -172,8 +198,9 @@ class Location:
             path = Path(self.path)
             path.parent.mkdir(parents=True, exist_ok=True)
             # hidden, and named unlike the file: a tool that lists by pattern never reads a part (TensorBoard reads
-            # every file with 'tfevents' in its name)
-            tmp = path.with_name(f".{uuid.uuid4().hex}.tmp")
+            # every file with 'tfevents' in its name); the writer's host and pid let remove_dead_temporaries tell a
+            # part left by a killed writer from one being written
+            tmp = path.with_name(temporary_name())
             try:
                 tmp.write_bytes(data)
                 os.replace(tmp, path)
@@ -182,6 +209,20 @@ class Location:
             return
         with self.fs.open_output_stream(self.path) as f:
             f.write(data)
+
+    def remove_dead_temporaries(self) -> list[str]:
+        """Delete the temporary files directly in this (local) directory that a writer on this host left when it was
+        killed between writing and renaming (its process is gone); returns their names. Parts of live writers, and of
+        other hosts sharing the folder, are left alone. An object store has none (an upload is one operation)."""
+        if not self.local:
+            return []
+        removed = []
+        for name in self._names(False):
+            writer = dead_writer(name)
+            if writer is not None:
+                (Path(self.path) / name).unlink(missing_ok=True)
+                removed.append(name)
+        return removed
 
     def write_text(self, text: str) -> None:
         self.write_bytes(text.encode("utf-8"))

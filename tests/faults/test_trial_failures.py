@@ -2,11 +2,11 @@
 worker is SIGKILLed in the middle of training, and one that diverges. Real Ray, real Keras on digits, real Parquet;
 nothing is mocked: every norm resumes from a real checkpoint (GN once could not).
 
-The raising trial is real input the spec cannot reject: batch 4096 on the 1,437 digits training images, which
-``train_trial`` refuses inside the trial (the spec does not know the dataset's size). The diverging trial is the
-orchestration's half of divergence (a NaN epoch recorded, the trial ``diverged``, not retried, not run again): it
-joins the shared Ray with the fake trainer told to diverge; that real training diverges on an absurd learning rate is
-tests/trainer/test_train.py's."""
+The raising trial and the diverging one are the orchestration's half of those faults (a raising trial retried, then
+recorded failed with its error and named in the exit; a NaN epoch recorded, the trial ``diverged``, not retried, not run
+again): each is a sweep of its own on the shared Ray with the fake trainer told to raise or diverge. The spec now
+refuses the real input that once raised inside the trainer (a batch past the training set, tests/faults/
+test_hostile_specs.py); that real training diverges on an absurd learning rate is tests/trainer/test_train.py's."""
 import os
 import signal
 
@@ -18,7 +18,7 @@ from tests.support.cli import fake_trainer_env, gnsweep, write_spec
 from tests.support.launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_rows
 
 EPOCHS = 2
-GOOD, HUGE = "bn-b128-s0", "bn-b4096-s0"
+GOOD, RAISING = "bn-b128-s0", "bn-b128-s0"
 # every norm kind is interrupted: GN, LN and IN checkpoints hold gnsweep's own layers, which a fresh worker must load
 KILLED = (GOOD, "gn-b128-g8-s0", "ln-b128-s0", "in-b128-s0")
 STEPS_PER_EPOCH = 1437 // 128  # full batches of the digits' training images
@@ -44,49 +44,56 @@ def kill_each_after_its_first_epoch(launch, sweep_dir) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def failing_sweep(tmp_path_factory, digits_dataset, shared_ray):
-    """Two sweeps side by side. "failures": five trials, two at a time, on a Ray of its own; HUGE raises on each
-    attempt, the worker of each of KILLED is SIGKILLed right after its first epoch is recorded, and a poller reads the
-    tables every 50 ms throughout.
-    "diverge": one trial whose first epoch has NaN losses, on the shared Ray."""
+    """Three sweeps side by side. "failures": four real Keras trials, two at a time, on a Ray of its own; the worker of
+    each of KILLED is SIGKILLed right after its first epoch is recorded, and a poller reads the tables every 50 ms
+    throughout. On the shared Ray, with the fake trainer: "raising", one trial that raises in its first epoch on each
+    attempt; "diverge", one trial whose first epoch has NaN losses."""
     root = tmp_path_factory.mktemp("failures")
     spec = write_spec(root / "failures.yaml", digits_dataset, name="failures", epochs=EPOCHS, retries=1,
-                      studies="ok: {norm: [bn, gn, ln, in], batch_size: [128]}\nhuge: {norm: [bn], batch_size: [4096]}")
+                      studies="ok: {norm: [bn, gn, ln, in], batch_size: [128]}")
+    raising_spec = write_spec(root / "raising.yaml", digits_dataset, name="raising", epochs=EPOCHS, retries=1,
+                              studies="a: {norm: [bn], batch_size: [128]}")
     diverge_spec = write_spec(root / "diverge.yaml", digits_dataset, name="diverge", epochs=2, retries=2,
                               studies="a: {norm: [bn], batch_size: [128]}")
     sweep_dir = root / "results" / "failures"
     poller = ResultsPoller(sweep_dir, watch_latest=KILLED)
     poller.start()
     launch = Launch(spec, root / "results", cwd=root)
+    raising = Launch(raising_spec, root / "results", cwd=root, ray=shared_ray,
+                     extra_env=fake_trainer_env(fail={"*": 1}))
     diverge = Launch(diverge_spec, root / "results", cwd=root, ray=shared_ray,
                      extra_env=fake_trainer_env(diverge={"*": 1}))
     try:
         killed_after = kill_each_after_its_first_epoch(launch, sweep_dir)
+        raising_rc = raising.wait()
         diverge_rc = diverge.wait()
         rc = launch.wait()
     finally:
         poller.stop()
-        launch.kill()
-        diverge.kill()
+        for each in (launch, raising, diverge):
+            each.kill()
     return {"root": root, "sweep_dir": sweep_dir, "launch": launch, "rc": rc, "poller": poller,
-            "killed_after": killed_after, "diverge": diverge, "diverge_rc": diverge_rc, "diverge_spec": diverge_spec}
+            "killed_after": killed_after, "raising": raising, "raising_rc": raising_rc,
+            "diverge": diverge, "diverge_rc": diverge_rc, "diverge_spec": diverge_spec}
 
 
 @pytest.mark.slow
 def test_sweep_exits_1_naming_the_failed_trial(failing_sweep):
-    launch = failing_sweep["launch"]
-    assert failing_sweep["rc"] == 1, launch.tail()
-    assert f"1 trial(s) failed: {HUGE}" in launch.stdout, launch.tail()
-    assert "Traceback" not in launch.stdout
+    raising, launch = failing_sweep["raising"], failing_sweep["launch"]
+    assert failing_sweep["raising_rc"] == 1, raising.tail()
+    assert f"1 trial(s) failed: {RAISING}" in raising.stdout, raising.tail()
+    assert "Traceback" not in raising.stdout
+    assert failing_sweep["rc"] == 0 and "failed:" not in launch.stdout, launch.tail()  # killed trials resumed
     assert launch.left_behind == [], "Ray processes outlived the driver's exit"
 
 
 @pytest.mark.slow
 def test_raising_trial_is_retried_then_recorded_failed_with_its_error(failing_sweep):
-    trials = pd.read_parquet(failing_sweep["sweep_dir"] / "trials").set_index("trial_key")
-    huge = trials.loc[HUGE]
-    assert huge["status"] == "failed" and huge["epochs"] == 0
-    assert huge["attempts"] == 1 + 1, "retries: 1 means two attempts"
-    assert huge["error"] == "ValueError: batch 4096 is larger than the 1437 training images", huge["error"]
+    trials = pd.read_parquet(failing_sweep["root"] / "results" / "raising" / "trials").set_index("trial_key")
+    raised = trials.loc[RAISING]
+    assert raised["status"] == "failed" and raised["epochs"] == 0
+    assert raised["attempts"] == 1 + 1, "retries: 1 means two attempts"
+    assert raised["error"] == f"RuntimeError: fake trainer: {RAISING} fails at epoch 1, as told", raised["error"]
 
 
 @pytest.mark.slow

@@ -218,6 +218,25 @@ def test_sigkill_at_random_moments_of_a_fold_leaves_each_row_once(sweep):
     assert unfinished >= 2, "every kill came after the fold: nothing was tested"
 
 
+def test_a_fold_removes_the_parts_killed_writers_of_this_host_left_and_no_others(tmp_path):
+    """A SIGKILL between writing a part and renaming it leaves ``.<host>.<pid>.<id>.tmp``; the next fold deletes
+    those whose process is gone, and keeps a live writer's part and another host's (a shared folder)."""
+    from trainer import storage
+
+    store.write_trial_epochs(tmp_path, "bn-b32-s0", [epoch_row("bn-b32-s0", 1)])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    epochs = tmp_path / "epochs"
+    mine = storage.temporary_name()
+    killed = mine.replace(f".{os.getpid()}.", f".{int(dead.stdout)}.")
+    elsewhere = f".other-host.{int(dead.stdout)}.{uuid.uuid4().hex}.tmp"
+    for name in (mine, killed, elsewhere, f"_folding/{killed}"):
+        (epochs / name).parent.mkdir(exist_ok=True)
+        (epochs / name).write_bytes(b"PAR1 half a file")
+    store.fold_sweep(tmp_path)
+    assert sorted(p.name for p in epochs.iterdir()) == sorted(["bn-b32-s0.parquet", mine, elsewhere])
+    assert pairs(store.read_epochs(tmp_path)) == [("bn-b32-s0", 1)]
+
+
 def test_writing_a_row_to_a_trial_of_the_old_layout_folds_it_first(sweep):
     write_old_layout(sweep, {"bn-b32-s0": 2})
     assert not store.write_epoch_row(sweep, epoch_row("bn-b32-s0", 2, val_err=1.0))  # the first write wins
