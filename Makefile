@@ -4,6 +4,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# tests run in parallel workers (pytest-xdist), a module to a worker; most of the suite waits on Ray launches, so
+# three workers keep two cores busy
+TEST_WORKERS ?= 3
+XDIST := -n $(TEST_WORKERS) --dist loadscope
 
 .PHONY: setup test test-fast demo bench bench-gpu clean
 
@@ -16,10 +20,10 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) -m "not slow" $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(BIN)/gnsweep launch sweeps/demo.yaml

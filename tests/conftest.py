@@ -26,6 +26,17 @@ if str(Path(__file__).parent) in sys.path:
     sys.path.remove(str(Path(__file__).parent))
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Modules with slow tests (Ray launches, training) first, each module's tests kept together and in order: under
+    ``make test``'s workers (pytest-xdist, one module at a time per worker) the long modules start at once and the
+    short ones fill in around them, so the workers end together instead of one finishing a long module alone."""
+    modules: dict = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    slow = {m for m, its in modules.items() if any(i.get_closest_marker("slow") for i in its)}
+    items[:] = [i for m in sorted(modules, key=lambda m: m not in slow) for i in modules[m]]
+
+
 def pytest_report_header(config):
     if DROPPED_SETTINGS:
         return f"dropped the shell's Ray settings for the tests: {', '.join(DROPPED_SETTINGS)}"

@@ -1,4 +1,4 @@
-"""The results-store benchmark runs end to end at a tiny size (one trial of 100 epochs, a local folder and the moto S3
+"""The results-store benchmark runs end to end at a tiny size (one trial of 20 epochs, a local folder and the moto S3
 server it starts), so it cannot rot between the runs that fill BENCHMARKS.md. No timing is asserted."""
 import sys
 from pathlib import Path
@@ -19,6 +19,7 @@ def test_results_bench_measures_every_variant_on_both_stores(tmp_path, monkeypat
     from bench import results
 
     monkeypatch.setattr(results, "DEFAULT", (1,))
+    monkeypatch.setattr(results, "EPOCHS", 20)
     (table,) = results.run(Context(scratch=tmp_path, digits=None, sample=None))
     got = {(r[0], r[2], r[3]) for r in table.rows}
     for store in ("local", "s3"):

@@ -11,7 +11,7 @@ from launches import Launch, assert_one_row_per_epoch, gnsweep
 
 from trainer.data import load_info
 
-EPOCHS = 3
+EPOCHS = 2
 KEYS = ("bn-b64-s0", "gn-b64-g8-s0")
 CONFIG = ["trial_key", "model", "norm", "batch_size", "groups", "channels_per_group", "seed", "epoch", "lr"]
 METRICS = ["train_loss", "train_err", "val_loss", "val_err", "val_err_top5"]
