@@ -14,8 +14,11 @@ import fnmatch
 import hashlib
 import os
 import re
+import signal
 import socket
+import threading
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +52,36 @@ def dead_writer(name: str) -> int | None:
     except (PermissionError, OverflowError):
         return None
     return None
+
+
+@contextmanager
+def signals_held():
+    """SIGINT and SIGTERM held back in the block and handled right after it (main thread; elsewhere a no-op).
+
+    An upload becomes visible when its stream closes, and pyarrow closes (never aborts) a stream left by an exception:
+    Ctrl-C between opening and writing would publish an empty object in place of a results file. Held here, the
+    handler (the launch's, which raises ``Interrupted``) runs once the object is whole. A kill (SIGKILL) never
+    completes an upload, so it leaves the old object."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is not None:  # None: installed outside Python, cannot be put back
+            previous[sig] = signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        for signum in caught[:1]:
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)
 
 
 def file_digest(path: str | Path, algorithm: str) -> str:
@@ -207,8 +240,9 @@ class Location:
             finally:
                 tmp.unlink(missing_ok=True)
             return
-        with self.fs.open_output_stream(self.path) as f:
-            f.write(data)
+        with signals_held():
+            with self.fs.open_output_stream(self.path) as f:
+                f.write(data)
 
     def remove_dead_temporaries(self) -> list[str]:
         """Delete the temporary files directly in this (local) directory that a writer on this host left when it was

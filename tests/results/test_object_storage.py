@@ -2,7 +2,9 @@
 on 127.0.0.1: the Parquet store, a trial's checkpoints (a real Keras model's), and a whole sweep launched with
 ``--results s3://...`` (its trials train with the fake trainer, which writes its checkpoints to the bucket through
 ``trainer.checkpoints`` as the real one does)."""
+import dataclasses
 import os
+import signal
 from datetime import datetime, timezone
 
 import pandas as pd
@@ -51,6 +53,45 @@ def epoch_row(epoch: int, val_err: float) -> EpochRow:
             "train_err": 40.0, "val_loss": 1.1, "val_err": val_err, "val_err_top5": 5.0, "lr": 0.1,
             "epoch_seconds": 2.0, "images_per_second": 700.0, "attempt": 0, "node": "n1",
             "recorded_at": datetime.now(timezone.utc)})
+
+
+class Stop(Exception):
+    pass
+
+
+class OpenThenInterrupt:
+    """The bucket's file system, with a SIGINT delivered to this process right after an output stream opens: where a
+    Ctrl-C lands between opening an upload and writing it."""
+
+    def __init__(self, fs):
+        self.fs = fs
+
+    def __getattr__(self, name):
+        return getattr(self.fs, name)
+
+    def open_output_stream(self, path):
+        stream = self.fs.open_output_stream(path)
+        os.kill(os.getpid(), signal.SIGINT)
+        return stream
+
+
+def test_ctrl_c_in_the_middle_of_an_upload_publishes_the_whole_object_then_interrupts(s3):
+    """pyarrow closes a stream an exception leaves, and a closed upload is published: Ctrl-C right after the open
+    once put an empty object where a results file was (the relaunch refused the sweep). The interrupt now comes
+    after the write, which is whole."""
+    def stop(signum, frame):
+        raise Stop()
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        where = Location.of(uri(s3, "interrupted/file.bin"))
+        where.write_bytes(b"old")
+        hostile = dataclasses.replace(where, fs=OpenThenInterrupt(where.fs))
+        with pytest.raises(Stop):
+            hostile.write_bytes(b"new, whole")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert where.read_bytes() == b"new, whole"
 
 
 def test_location_keeps_the_uri_options_for_its_children(s3):
