@@ -2,15 +2,14 @@
 Ray cluster for launches to join, and an environment free of the user's Ray settings."""
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from tests.support.cli import repo_pythonpath
+from tests.support.s3 import Bucket, s3_server
 
 SAMPLE_ENV = "GNSWEEP_TINY_IMAGENET_SAMPLE"
-S3_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
 
 # The suite runs whatever Ray or Tune settings the user's shell holds (RAY_ADDRESS would send every launch to the
 # user's cluster, RAY_AUTH_MODE=disabled changes what a launch may expose): this process and everything it starts
@@ -84,35 +83,8 @@ def sample_dataset(tiny_sample, tmp_path_factory) -> Path:
     return out
 
 
-@dataclass(frozen=True)
-class Bucket:
-    """A bucket on the session's S3 server; ``uri(key)`` is what a user would type, endpoint options included."""
-
-    name: str
-    options: str  # endpoint_override=127.0.0.1:PORT&scheme=http&region=us-east-1
-
-    def uri(self, key: str) -> str:
-        return f"s3://{self.name}/{key}?{self.options}"
-
-
 @pytest.fixture(scope="session")
 def bucket() -> Bucket:
-    """moto's S3 server on 127.0.0.1 with one bucket, for the whole session; the fake credentials are in the
-    environment meanwhile, so subprocesses and Ray workers started by the tests reach it too."""
-    import pyarrow.fs as pafs
-    from moto.server import ThreadedMotoServer
-
-    saved = {k: os.environ.get(k) for k in S3_CREDENTIALS}
-    os.environ.update(S3_CREDENTIALS)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    pafs.S3FileSystem(endpoint_override=f"{host}:{port}", scheme="http", region="us-east-1",
-                      allow_bucket_creation=True).create_dir("gnsweep-data")
-    yield Bucket("gnsweep-data", f"endpoint_override={host}:{port}&scheme=http&region=us-east-1")
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    """moto's S3 server on 127.0.0.1 with one bucket, for the whole session (tests/support/s3.py)."""
+    with s3_server() as b:
+        yield b

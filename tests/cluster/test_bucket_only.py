@@ -8,10 +8,8 @@ from one image would; what they do not share is any place for the dataset or the
 in its own node's cache, which is asserted below, and the launch's folder gets nothing.
 """
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 
 import pandas as pd
@@ -32,17 +30,6 @@ def epoch_rows(uri: str) -> pd.DataFrame:
         return pd.read_parquet(uri)
     except (FileNotFoundError, OSError, ValueError):  # nothing written yet
         return pd.DataFrame()
-
-
-@pytest.fixture(scope="module")
-def ray_tmp():
-    """A short private Ray temp dir, so neither this cluster nor its launch joins another engineer's."""
-    tmp = tempfile.mkdtemp(prefix="gnray-", dir="/tmp")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RAY_TMPDIR", tmp)
-        mp.delenv("RAY_ADDRESS", raising=False)
-        yield tmp
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

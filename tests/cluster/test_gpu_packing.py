@@ -7,10 +7,8 @@ reports two fake epochs. Ray only counts the fake GPUs; nothing here touches a r
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,6 +16,7 @@ import pandas as pd
 import pytest
 
 from results.records import EPOCH_METRICS
+from tests.support.local_ray import private_ray_tmp
 
 HOLD_SECONDS = 4.0
 SPEC = {
@@ -68,10 +67,7 @@ def packed(tmp_path_factory):
     (sweep_dir / "checkpoints").mkdir(parents=True)
     spec = parse_spec(SPEC)
     trials = plan_trials(spec)
-    ray_tmp = tempfile.mkdtemp(prefix="gnray-", dir="/tmp")  # keep this cluster out of /tmp/ray/ray_current_cluster
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RAY_TMPDIR", ray_tmp)
-        mp.delenv("RAY_ADDRESS", raising=False)
+    with private_ray_tmp():  # keeps this cluster out of /tmp/ray/ray_current_cluster
         cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
         try:
             nodes = [cluster.add_node(num_cpus=4, num_gpus=3) for _ in range(2)]
@@ -83,7 +79,6 @@ def packed(tmp_path_factory):
         finally:
             ray.shutdown()
             cluster.shutdown()
-            shutil.rmtree(ray_tmp, ignore_errors=True)
     records = [json.loads(p.read_text()) for p in (sweep_dir / "checkpoints").glob("*.json")]
     return spec, trials, sweep_dir, records, {n.node_id for n in nodes}
 

@@ -28,6 +28,7 @@ import pytest
 
 from tests.support.cli import GNSWEEP, fake_trainer_env, gnsweep, process_env, write_spec
 from tests.support.launches import epoch_rows, wait_until
+from tests.support.local_ray import ray_tmpdir
 
 EPOCHS = 2
 TRIALS = ["bn-b128-s0", "bn-b64-s0", "gn-b64-g8-s0"]
@@ -36,17 +37,6 @@ STEP_SECONDS = 0.2  # 11 or 22 steps an epoch (batch 128 or 64): seconds between
 
 def private_ray_env(tmp: str, **extra) -> dict:
     return process_env(RAY_TMPDIR=tmp, **extra)
-
-
-@pytest.fixture(scope="module")
-def ray_tmp():
-    """A short private Ray temp dir (Unix socket paths must stay under ~107 characters)."""
-    tmp = tempfile.mkdtemp(prefix="gnray-", dir="/tmp")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("RAY_TMPDIR", tmp)
-        mp.delenv("RAY_ADDRESS", raising=False)
-        yield tmp
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -208,7 +198,7 @@ def test_local_dashboard_binds_to_loopback(tmp_path, digits_dataset):
 
     spec = write_spec(tmp_path / "dash.yaml", digits_dataset, name="dash", epochs=2,
                       studies="one: {norm: [bn], batch_size: [128]}")
-    ray_tmp = tempfile.mkdtemp(prefix="gnray-", dir="/tmp")
+    ray_tmp = ray_tmpdir()
     launch = subprocess.Popen([*GNSWEEP, "launch", spec, "--results", tmp_path / "results"], cwd=tmp_path,
                               env=private_ray_env(ray_tmp, **fake_trainer_env(hang={"*": 2})),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -252,7 +242,7 @@ def test_a_dashboard_on_every_interface_is_warned_about(tmp_path):
             "start_ray(LaunchOptions(dashboard_host='0.0.0.0'), print)\n"
             "print('node', ray.get_runtime_context().gcs_address)\n"
             "ray.shutdown()\n")
-    ray_tmp = tempfile.mkdtemp(prefix="gnray-", dir="/tmp")
+    ray_tmp = ray_tmpdir()
     env = {k: v for k, v in private_ray_env(ray_tmp).items() if k != "RAY_AUTH_MODE"}
     try:
         run = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,

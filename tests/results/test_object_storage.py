@@ -14,33 +14,15 @@ import pytest
 from results import store
 from results.records import EpochRow
 from tests.support.cli import fake_trainer_env, gnsweep, write_spec
+from tests.support.s3 import BUCKET, CREDENTIALS  # noqa: F401 (CREDENTIALS: for the modules that import them from here)
 from trainer import checkpoints
 from trainer.config import EpochMetrics
 from trainer.storage import Location
 
-BUCKET = "gnsweep-test"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-
-@pytest.fixture(scope="module")
-def s3():
-    """A local S3 server with one bucket; yields the URI options that point pyarrow at it."""
-    from moto.server import ThreadedMotoServer
-
-    saved = {k: os.environ.get(k) for k in CREDENTIALS}
-    os.environ.update(CREDENTIALS)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    pafs.S3FileSystem(endpoint_override=f"{host}:{port}", scheme="http", region="us-east-1",
-                      allow_bucket_creation=True).create_dir(BUCKET)
-    yield f"endpoint_override={host}:{port}&scheme=http&region=us-east-1"
-    server.stop()
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+@pytest.fixture
+def s3(bucket):
+    """The session's S3 server (tests/support/s3.py): the URI options that point pyarrow at it."""
+    return bucket.options
 
 
 def uri(options: str, path: str) -> str:

@@ -12,10 +12,34 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.cli import process_env
 from tests.support.launches import kill_session
+
+
+def ray_tmpdir() -> str:
+    """A new private Ray temp dir, short: Ray's Unix socket paths under it must stay under ~107 characters."""
+    return tempfile.mkdtemp(prefix="gnray-", dir="/tmp")
+
+
+@contextmanager
+def private_ray_tmp():
+    """``RAY_TMPDIR`` set to a new private temp dir and ``RAY_ADDRESS`` unset in this process for the block, so that a
+    ``ray.cluster_utils.Cluster`` started in it (which records its address in ``$RAY_TMPDIR/ray/ray_current_cluster``)
+    and the launches started with this environment join neither the user's Ray nor another test's; yields the dir,
+    removed after."""
+    import pytest
+
+    tmp = ray_tmpdir()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("RAY_TMPDIR", tmp)
+        mp.delenv("RAY_ADDRESS", raising=False)
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _free_port() -> int:
@@ -43,7 +67,7 @@ class LocalRay:
     def __init__(self, num_cpus: int = 2, timeout: float = 120):
         from ray._private.services import get_node_ip_address
 
-        self.tmp = Path(tempfile.mkdtemp(prefix="gnray-", dir="/tmp"))  # short: Ray's socket paths stay < 108 chars
+        self.tmp = Path(ray_tmpdir())
         port = _free_port()
         self.address = f"{get_node_ip_address()}:{port}"
         self.log = self.tmp / "ray-start.log"
