@@ -117,9 +117,21 @@ def fold(folder: Location, trial_key: str, parts: list[Part]) -> pa.Table:
             list(pool.map(delete_file, [p.where for p in rows]))
     write_file(table, folder / trial_file_name(trial_key))
     delete_file(folder / STAGED / trial_file_name(trial_key))
+    _remove_staged_if_empty(folder)
+    return table
+
+
+def remove_dead_temporaries(folder: Location) -> None:
+    """Delete what writers killed mid-write left in the epochs folder ``folder`` and its staging folder, then the
+    staging folder if that left it empty."""
+    for where in (folder, folder / STAGED):
+        where.remove_dead_temporaries()
+    _remove_staged_if_empty(folder)
+
+
+def _remove_staged_if_empty(folder: Location) -> None:
     if folder.local:  # an object store has no empty folders to leave behind
         try:
             os.rmdir((folder / STAGED).path)
         except OSError:
             pass  # not empty (another trial's copy), or gone
-    return table

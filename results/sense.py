@@ -7,6 +7,8 @@ row's word, not its epoch rows', so an epoch row's NaN is taken as that; an infi
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pyarrow as pa
 
@@ -35,6 +37,15 @@ def _out_of_range(values: np.ndarray) -> np.ndarray:
     return ~(inside | np.isnan(values))
 
 
+def _check_errors(table: pa.Table, names, where, what: str, row: Callable[[int], str]) -> None:
+    """Each column of ``names`` holds percentages 0-100 (or NaN); ``row(i)`` names row i in the message."""
+    for name in names:
+        values = _floats(table, name)
+        bad = _first(_out_of_range(values))
+        if bad is not None:
+            raise damaged(where, what, f"{name}: {float(values[bad])!r} {row(bad)}; errors are percentages, 0-100")
+
+
 def check_epochs(table: pa.Table, where) -> None:
     """Every row of one file of epoch rows makes sense: epochs count from 1, errors are 0-100 % (or NaN)."""
     if not len(table):
@@ -45,12 +56,8 @@ def check_epochs(table: pa.Table, where) -> None:
     if bad is not None:
         raise damaged(where, EPOCHS_WHAT, f"epoch: {int(epochs[bad])} in trial {quoted(keys[bad])}; epochs count "
                                           f"from 1")
-    for name in EPOCH_ERRORS:
-        values = _floats(table, name)
-        bad = _first(_out_of_range(values))
-        if bad is not None:
-            raise damaged(where, EPOCHS_WHAT, f"{name}: {float(values[bad])!r} in trial {quoted(keys[bad])} epoch "
-                                              f"{int(epochs[bad])}; errors are percentages, 0-100")
+    _check_errors(table, EPOCH_ERRORS, where, EPOCHS_WHAT,
+                  lambda i: f"in trial {quoted(keys[i])} epoch {int(epochs[i])}")
 
 
 def check_trials(table: pa.Table, where) -> None:
@@ -66,12 +73,7 @@ def check_trials(table: pa.Table, where) -> None:
     bad = _first(epochs < 0)
     if bad is not None:
         raise damaged(where, TRIALS_WHAT, f"epochs: {int(epochs[bad])} done by trial {quoted(keys[bad])}")
-    for name in TRIAL_ERRORS:
-        values = _floats(table, name)
-        bad = _first(_out_of_range(values))
-        if bad is not None:
-            raise damaged(where, TRIALS_WHAT, f"{name}: {float(values[bad])!r} of trial {quoted(keys[bad])}; errors "
-                                              f"are percentages, 0-100")
+    _check_errors(table, TRIAL_ERRORS, where, TRIALS_WHAT, lambda i: f"of trial {quoted(keys[i])}")
 
 
 def check_unique(parts: list, columns: tuple[str, ...], what: str) -> None:

@@ -15,7 +15,6 @@ Readers fetch a folder's files in parallel; a ``SweepTables`` kept between reads
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -165,13 +164,7 @@ def fold_sweep(sweep_dir: Where) -> list[str]:
     todo = folding.needs_fold(parts)
     for key, trial_parts in todo.items():
         folding.fold(tables.sweep_dir / EPOCHS, key, trial_parts)
-    for folder in (tables.sweep_dir / EPOCHS, tables.sweep_dir / EPOCHS / folding.STAGED):
-        folder.remove_dead_temporaries()  # parts of writes a kill cut short
-    if (tables.sweep_dir / EPOCHS / folding.STAGED).local:
-        try:
-            os.rmdir((tables.sweep_dir / EPOCHS / folding.STAGED).path)
-        except OSError:
-            pass  # not there, or another trial's copy is in it
+    folding.remove_dead_temporaries(tables.sweep_dir / EPOCHS)  # parts of writes a kill cut short
     return list(todo)
 
 

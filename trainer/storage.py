@@ -32,26 +32,27 @@ class StorageError(Exception):
 TEMPORARY = re.compile(r"^\.(?P<host>[A-Za-z0-9_.-]+)\.(?P<pid>\d+)\.[0-9a-f]{32}\.tmp$")
 
 
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "host"
+
+
 def temporary_name() -> str:
     """A hidden name for a file being written: ``.<host>.<pid>.<random>.tmp``."""
-    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "host"
-    return f".{host}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    return f".{_host()}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
 
 
-def dead_writer(name: str) -> int | None:
-    """The pid in ``name`` if it is a temporary file of this host whose writer process is gone, else None."""
+def left_by_dead_writer(name: str) -> bool:
+    """Whether ``name`` is a temporary file of this host whose writer process is gone."""
     match = TEMPORARY.match(name)
-    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "host"
-    if match is None or match["host"] != host:
-        return None
-    pid = int(match["pid"])
+    if match is None or match["host"] != _host():
+        return False
     try:
-        os.kill(pid, 0)
+        os.kill(int(match["pid"]), 0)
     except ProcessLookupError:
-        return pid
+        return True
     except (PermissionError, OverflowError):
-        return None
-    return None
+        return False
+    return False
 
 
 @contextmanager
@@ -76,12 +77,12 @@ def signals_held():
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        for signum in caught[:1]:
-            handler = previous[signum]
+        if caught:  # the first signal; the handler acts on that one only
+            handler = previous[caught[0]]
             if callable(handler):
-                handler(signum, None)
+                handler(caught[0], None)
             elif handler == signal.SIG_DFL:
-                signal.raise_signal(signum)
+                signal.raise_signal(caught[0])
 
 
 def file_digest(path: str | Path, algorithm: str) -> str:
@@ -250,12 +251,9 @@ class Location:
         other hosts sharing the folder, are left alone. An object store has none (an upload is one operation)."""
         if not self.local:
             return []
-        removed = []
-        for name in self._names(False):
-            writer = dead_writer(name)
-            if writer is not None:
-                (Path(self.path) / name).unlink(missing_ok=True)
-                removed.append(name)
+        removed = [name for name in self._names(False) if left_by_dead_writer(name)]
+        for name in removed:
+            (Path(self.path) / name).unlink(missing_ok=True)
         return removed
 
     def write_text(self, text: str) -> None:

@@ -18,7 +18,8 @@ from tests.support.cli import fake_trainer_env, gnsweep, write_spec
 from tests.support.launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_rows
 
 EPOCHS = 2
-GOOD, RAISING = "bn-b128-s0", "bn-b128-s0"
+GOOD = "bn-b128-s0"
+RAISING = "bn-b128-s0"  # the one trial of the "raising" sweep
 # every norm kind is interrupted: GN, LN and IN checkpoints hold gnsweep's own layers, which a fresh worker must load
 KILLED = (GOOD, "gn-b128-g8-s0", "ln-b128-s0", "in-b128-s0")
 STEPS_PER_EPOCH = 1437 // 128  # full batches of the digits' training images
