@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import run_shared
 from tests.support.cli import repo_pythonpath
 from tests.support.s3 import Bucket, s3_server
 
@@ -23,6 +24,18 @@ os.environ["PYTHONPATH"] = repo_pythonpath(os.environ.get("PYTHONPATH", ""))
 # like the packages they test and would shadow them as namespace packages (``from trainer import train_trial`` fails).
 if str(Path(__file__).parent) in sys.path:
     sys.path.remove(str(Path(__file__).parent))
+
+
+def pytest_configure(config):
+    """The run's first process (pytest-xdist's controller, or pytest alone) makes the folder its workers share
+    (tests/support/run_shared.py); the workers it starts find it in their environment."""
+    if not hasattr(config, "workerinput"):
+        config.run_shared = run_shared.create()
+
+
+def pytest_unconfigure(config):
+    if hasattr(config, "run_shared"):
+        run_shared.finish(config.run_shared)
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -43,23 +56,17 @@ def pytest_report_header(config):
 
 @pytest.fixture(scope="session")
 def shared_ray():
-    """One local Ray cluster (2 CPUs) for the launches that need no Ray of their own: ``Launch(..., ray=shared_ray)``
-    or ``gnsweep("launch", ..., "--address", shared_ray.address)`` join it instead of starting one each."""
-    from tests.support.local_ray import LocalRay
-
-    ray = LocalRay(num_cpus=2)
-    yield ray
-    ray.stop()
+    """One local Ray cluster for the whole run (4 logical CPUs; every worker's launches that need no Ray of their own
+    join it): ``Launch(..., ray=shared_ray)`` or ``gnsweep("launch", ..., "--address", shared_ray.address)``."""
+    return run_shared.shared_ray(num_cpus=4)
 
 
 @pytest.fixture(scope="session")
-def digits_dataset(tmp_path_factory) -> Path:
-    """scikit-learn's digits prepared as shards (1,437 train / 360 val, 16x16)."""
+def digits_dataset() -> Path:
+    """scikit-learn's digits prepared as shards (1,437 train / 360 val, 16x16), once per run."""
     from trainer.data import prepare
 
-    out = tmp_path_factory.mktemp("datasets") / "digits"
-    prepare("digits", out, progress=False)
-    return out
+    return run_shared.made_once("datasets/digits", lambda out: prepare("digits", out, progress=False))
 
 
 @pytest.fixture(scope="session")
@@ -74,13 +81,11 @@ def tiny_sample() -> Path:
 
 
 @pytest.fixture(scope="session")
-def sample_dataset(tiny_sample, tmp_path_factory) -> Path:
-    """The Tiny ImageNet sample prepared as shards (1,000 train / 500 val, 64x64)."""
+def sample_dataset(tiny_sample) -> Path:
+    """The Tiny ImageNet sample prepared as shards (1,000 train / 500 val, 64x64), once per run."""
     from trainer.data import prepare
 
-    out = tmp_path_factory.mktemp("datasets") / "tiny-sample"
-    prepare(str(tiny_sample), out, progress=False)
-    return out
+    return run_shared.made_once("datasets/tiny-sample", lambda out: prepare(str(tiny_sample), out, progress=False))
 
 
 @pytest.fixture(scope="session")

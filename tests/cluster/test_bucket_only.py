@@ -6,22 +6,26 @@ resumes on another node from its checkpoint in the bucket and every row comes ou
 "Share no path" on one machine: the nodes still share the code, the venv and Ray's session folder, as nodes built
 from one image would; what they do not share is any place for the dataset or the results. Each trial reads the copy
 in its own node's cache, which is asserted below, and the launch's folder gets nothing.
+
+The trials train with the fake trainer (tests/support/fake_trainer.py): what is tested is where data, checkpoints and
+rows go when a node is lost, not the model. It reads the dataset from the node's cache that the launch's glue filled,
+and checkpoints each epoch into the bucket in ``trainer.checkpoints``' format; a real Keras checkpoint in the bucket
+resuming is tests/results/test_object_storage.py's.
 """
-import os
 import subprocess
-import sys
 import time
 
 import pandas as pd
 import pytest
 
+from tests.support.cli import GNSWEEP, fake_trainer_env, process_env
 from trainer.data import INFO_FILE, load_info
 from trainer.data.cache import CACHE_ENV
 from trainer.data.remote import upload
 from trainer.storage import Location
 
-GNSWEEP = [sys.executable, "-m", "orchestrator.cli"]
 EPOCHS = 2
+STEP_S = 0.15  # an epoch of batch 64 on digits takes 3.3 s: the node is lost while its trial trains epoch 2
 KEYS = ("bn-b64-s0", "gn-b64-g8-s0")
 
 
@@ -65,8 +69,7 @@ retries: 1
         workers = [add_worker(c, "a"), add_worker(c, "b")]
         c.wait_for_nodes()
         refused = storage_check(c.address, results, bucket.uri("cluster/datasets/nothing-here"))
-        env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "RAY_TMPDIR": ray_tmp,
-               "PYTHONUNBUFFERED": "1"}
+        env = process_env(RAY_TMPDIR=ray_tmp, **fake_trainer_env(step_seconds=STEP_S))
         cwd = root / "driver"
         cwd.mkdir()
         with open(root / "stdout", "w") as out, open(root / "stderr", "w") as err:

@@ -1,18 +1,26 @@
 """The issue's acceptance check, on real Ray and a real S3 server (moto's): ``data prepare --out s3://...``, then a
 digits sweep whose ``dataset:`` and ``--results`` are both in the bucket, stopped by Ctrl-C (SIGINT to the launch's
 process group) after its first epoch and launched again, gives the same rows as the same sweep on local folders.
-The trials train from this machine's cache of the dataset; nothing is written to a local results folder."""
+The trials train from this machine's cache of the dataset; nothing is written to a local results folder.
+
+What is tested is the orchestration (the bucket as the only place for data and results, the node's cache, Ctrl-C and
+the relaunch), so the trials train with the fake trainer (tests/support/fake_trainer.py), which reads the dataset
+from the cache the launch's glue fetched it into and checkpoints each epoch into the bucket in
+``trainer.checkpoints``' format. Real Keras checkpoints in the bucket resuming exactly are
+tests/results/test_object_storage.py's; a real model resuming to the same numbers, tests/trainer/test_train.py's."""
 import os
 import signal
 
 import pandas as pd
 import pytest
-from launches import Launch, assert_one_row_per_epoch, gnsweep
 
+from tests.support.cli import fake_trainer_env, gnsweep
+from tests.support.launches import Launch, assert_one_row_per_epoch
 from trainer.data import load_info
 
 EPOCHS = 2
 KEYS = ("bn-b64-s0", "gn-b64-g8-s0")
+SLOW_STEP_S = 0.2  # the interrupted launch's epochs take seconds, so its Ctrl-C lands between two of them
 CONFIG = ["trial_key", "model", "norm", "batch_size", "groups", "channels_per_group", "seed", "epoch", "lr"]
 METRICS = ["train_loss", "train_err", "val_loss", "val_err", "val_err_top5"]
 
@@ -39,7 +47,7 @@ def epoch_rows(uri: str) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def runs(bucket, digits_dataset, tmp_path_factory):
+def runs(bucket, digits_dataset, tmp_path_factory, shared_ray):
     root = tmp_path_factory.mktemp("bucket-sweep")
     cache = root / "node-cache"
     env = {"GNSWEEP_DATA_CACHE": str(cache)}
@@ -51,7 +59,7 @@ def runs(bucket, digits_dataset, tmp_path_factory):
     results = bucket.uri("acceptance/results")
     epochs_uri = bucket.uri("acceptance/results/bucket/epochs")
 
-    first = Launch(spec, results, cwd=root, extra_env=env)
+    first = Launch(spec, results, cwd=root, extra_env={**env, **fake_trainer_env(step_seconds=SLOW_STEP_S)})
     try:
         first.wait_for(lambda: 0 < len(epoch_rows(epochs_uri)) < len(KEYS) * EPOCHS, "a first epoch in the bucket")
         before = epoch_rows(epochs_uri)
@@ -59,13 +67,14 @@ def runs(bucket, digits_dataset, tmp_path_factory):
         rc1 = first.wait(120)
     finally:
         first.kill()
-    again = Launch(spec, results, cwd=root, extra_env=env)
+    again = Launch(spec, results, cwd=root, extra_env={**env, **fake_trainer_env()})
     rc2 = again.wait()
 
     local_root = tmp_path_factory.mktemp("local-sweep")
     local_spec = local_root / "bucket.yaml"
     local_spec.write_text(spec_text(str(digits_dataset)))
-    local = Launch(local_spec, local_root / "results", cwd=local_root, extra_env=env)
+    # the same sweep on local folders needs no cache: it joins the session's Ray
+    local = Launch(local_spec, local_root / "results", cwd=local_root, ray=shared_ray, extra_env=fake_trainer_env())
     rc3 = local.wait()
     return {"root": root, "cache": cache, "dataset": dataset, "first": first, "again": again, "local": local,
             "rc": (rc1, rc2, rc3), "before": before, "bucket": epoch_rows(epochs_uri),

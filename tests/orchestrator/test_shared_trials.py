@@ -1,6 +1,7 @@
 """Every trial name of the plan is a row of ``trials/`` and a TensorBoard run: a trial that shares another's run
 (GN with G = 1 is LN) carries its run's status and figures and names the run in ``same_as``. Written by the real
-results writer, fed as Tune feeds it, and by a real launch on digits."""
+results writer, fed as Tune feeds it, and by a real launch on digits (Ray Tune, the writer, Parquet and TensorBoard
+files as in production; the trial trains with the fake trainer, as what is tested is how a shared run is recorded)."""
 import json
 import shutil
 import sys
@@ -14,6 +15,7 @@ from orchestrator.spec.plan import plan_trials
 from orchestrator.spec.validation import parse_spec
 from orchestrator.tune.results_writer import ResultsWriter, record_shared_runs, shared_trials
 from results import store
+from tests.support.cli import fake_trainer_env, gnsweep
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))
 from test_tensorboard import read_hparams, read_scalars  # noqa: E402
@@ -76,10 +78,9 @@ def test_a_relaunch_writes_the_shared_rows_of_runs_finished_before(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_launch_on_digits_lists_the_shared_trial(tmp_path, digits_dataset):
+def test_a_launch_on_digits_lists_the_shared_trial(tmp_path, digits_dataset, shared_ray):
     """A real launch of LN and GN with G = 1 (one run): both are trials rows and TensorBoard runs with their own
     hyperparameters; the README's pandas line gives the groups study's epochs; a relaunch restores lost rows."""
-    from test_launch import gnsweep
 
     spec = tmp_path / "shared.yaml"
     spec.write_text(f"""
@@ -94,7 +95,9 @@ seeds: [0]
 resources: {{cpu: 1}}
 """)
     results = tmp_path / "results"
-    run = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=tmp_path)
+    joined = ("--address", shared_ray.address)
+    env = {**shared_ray.join_env, **fake_trainer_env()}
+    run = gnsweep("launch", spec, "--results", results, "--no-dashboard", *joined, cwd=tmp_path, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "2/2 trials ended" in run.stdout, run.stdout[-3000:]  # the progress line counts the shared trial
     sweep = results / "shared"
@@ -117,7 +120,7 @@ resources: {{cpu: 1}}
 
     (sweep / "trials" / "gn-b128-g1-s0.parquet").unlink()
     shutil.rmtree(sweep / "tensorboard" / "gn-b128-g1-s0")
-    again = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=tmp_path)
+    again = gnsweep("launch", spec, "--results", results, "--no-dashboard", *joined, cwd=tmp_path, env=env)
     assert again.returncode == 0 and "nothing to run" in again.stdout, again.stderr[-3000:]
     assert pd.read_parquet(sweep / "trials").set_index("trial_key").loc["gn-b128-g1-s0", "same_as"] == "ln-b128-s0"
     assert len(read_scalars(sweep / "tensorboard" / "gn-b128-g1-s0")["error/val"]) == 2

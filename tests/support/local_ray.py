@@ -85,11 +85,24 @@ class LocalRay:
                 raise RuntimeError(f"ray start did not come up (exit {self.proc.returncode}):\n{text[-3000:]}")
             time.sleep(0.2)
 
+    def record(self) -> dict:
+        """What another process needs to use and stop this cluster (``attach``)."""
+        return {"address": self.address, "sid": self.sid, "tmp": str(self.tmp)}
+
+    @classmethod
+    def attach(cls, record: dict) -> "LocalRay":
+        """The cluster another process of the test run started (``record()``'s dict)."""
+        ray = cls.__new__(cls)
+        ray.address, ray.sid, ray.tmp, ray.proc = record["address"], record["sid"], Path(record["tmp"]), None
+        ray.log = ray.tmp / "ray-start.log"
+        return ray
+
     @property
     def session(self) -> Path:
         return self.tmp / "session_latest"
 
     def stop(self) -> None:
         kill_session(self.sid)
-        self.proc.wait(10)
+        if self.proc is not None:
+            self.proc.wait(10)
         shutil.rmtree(self.tmp, ignore_errors=True)
