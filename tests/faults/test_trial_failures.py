@@ -18,11 +18,14 @@ from tests.support.cli import fake_trainer_env, gnsweep, write_spec
 from tests.support.launches import Launch, ResultsPoller, assert_one_row_per_epoch, epoch_rows
 
 EPOCHS = 2
-GOOD = "bn-b128-s0"
+# seed_cnn, the lightest model, at batch 16: 89 steps an epoch (most of a second, the time the kill has to land
+# between a first epoch's row and the second's), at a third of resnet8's training time per worker
+BATCH = 16
+GOOD = f"bn-b{BATCH}-s0"
 RAISING = "bn-b128-s0"  # the one trial of the "raising" sweep
 # every norm kind is interrupted: GN, LN and IN checkpoints hold gnsweep's own layers, which a fresh worker must load
-KILLED = (GOOD, "gn-b128-g8-s0", "ln-b128-s0", "in-b128-s0")
-STEPS_PER_EPOCH = 1437 // 128  # full batches of the digits' training images
+KILLED = (GOOD, f"gn-b{BATCH}-g8-s0", f"ln-b{BATCH}-s0", f"in-b{BATCH}-s0")
+STEPS_PER_EPOCH = 1437 // BATCH  # full batches of the digits' training images
 
 
 def kill_each_after_its_first_epoch(launch, sweep_dir) -> dict[str, list[str]]:
@@ -45,13 +48,13 @@ def kill_each_after_its_first_epoch(launch, sweep_dir) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def failing_sweep(tmp_path_factory, digits_dataset, shared_ray):
-    """Three sweeps side by side. "failures": four real Keras trials, two at a time, on a Ray of its own; the worker of
+    """Three sweeps side by side. "failures": four real Keras trials (seed_cnn), two at a time, on a Ray of its own; the worker of
     each of KILLED is SIGKILLed right after its first epoch is recorded, and a poller reads the tables every 50 ms
     throughout. On the shared Ray, with the fake trainer: "raising", one trial that raises in its first epoch on each
     attempt; "diverge", one trial whose first epoch has NaN losses."""
     root = tmp_path_factory.mktemp("failures")
     spec = write_spec(root / "failures.yaml", digits_dataset, name="failures", epochs=EPOCHS, retries=1,
-                      studies="ok: {norm: [bn, gn, ln, in], batch_size: [128]}")
+                      model="seed_cnn", studies=f"ok: {{norm: [bn, gn, ln, in], batch_size: [{BATCH}]}}")
     raising_spec = write_spec(root / "raising.yaml", digits_dataset, name="raising", epochs=EPOCHS, retries=1,
                               studies="a: {norm: [bn], batch_size: [128]}")
     diverge_spec = write_spec(root / "diverge.yaml", digits_dataset, name="diverge", epochs=2, retries=2,
