@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
 
 from results.figure_data import FigureSettings, config_intervals, epoch_bands, figure_name
 from results.intervals import describe
@@ -26,6 +25,9 @@ from results.studies import Study
 from results.text import plain
 from trainer.config import FINAL_EPOCHS
 from trainer.storage import Location
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common colour-vision deficiency.
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000", "#F0E442")
@@ -49,6 +51,14 @@ def _colour(norm: str) -> str:
     return NORM_COLOURS.get(norm, "#000000")
 
 
+def _figure(figsize: tuple[float, float]) -> Figure:
+    """A new Agg figure; matplotlib is imported on the first one (a second of start-up that a command refusing a
+    damaged file before drawing should not pay)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize)
+
+
 def _save(fig: Figure, path: Path) -> Path:
     """Write the PNG and an SVG beside it, each whole (a hidden name renamed into place), so a reader never sees
     half a figure; returns the PNG's path."""
@@ -61,6 +71,8 @@ def _save(fig: Figure, path: Path) -> Path:
 
 
 def _epoch_axis(ax) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     ax.set_xlabel("epoch")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
@@ -134,7 +146,7 @@ def _interval_note(seeds: int, settings: FigureSettings, what: str = "Bars") -> 
 def plot_norm_curves(epochs: pd.DataFrame, study: Study, settings: FigureSettings) -> Figure:
     """Paper Fig. 4: train error (left) and val error (right) against epoch, one line per norm, bands from
     ``error_interval`` (seeds only for the train error)."""
-    fig = Figure(figsize=(11, 4.3))
+    fig = _figure(figsize=(11, 4.3))
     axes = fig.subplots(1, 2)
     seeds = 1
     for ax, column, kind in zip(axes, ("train_err", "val_err"), ("train", "val")):
@@ -162,7 +174,7 @@ def plot_batch_curves(epochs: pd.DataFrame, study: Study, settings: FigureSettin
     norms = [n for n in _norms_in(curves) if n in ("bn", "gn")] or _norms_in(curves)
     batches = sorted(curves["batch_size"].dropna().unique(), reverse=True)
     style = {b: (OKABE_ITO[i % len(OKABE_ITO)], BATCH_MARKERS[i % len(BATCH_MARKERS)]) for i, b in enumerate(batches)}
-    fig = Figure(figsize=(5.5 * len(norms), 4.3))
+    fig = _figure(figsize=(5.5 * len(norms), 4.3))
     axes = np.atleast_1d(fig.subplots(1, len(norms), sharey=True))
     for ax, norm in zip(axes, norms):
         c = curves[curves["norm"] == norm]
@@ -201,7 +213,7 @@ def _paper_panel(ax, reference: dict, norms: list[str], x_label: str, xs_axis) -
 def plot_batch_errors(table: pd.DataFrame, study: Study, settings: FigureSettings) -> Figure:
     """Paper Fig. 1 / Table 2: final val error against batch size (log2 axis) with interval bars, the paper's numbers
     in a panel of their own (for another model or dataset they give direction only)."""
-    fig = Figure(figsize=(11, 4.6))
+    fig = _figure(figsize=(11, 4.6))
     ours, paper = fig.subplots(1, 2)
     norms = _norms_in(table)
     drawn = [table[table["norm"] == n].dropna(subset=["final_val_err"]) for n in norms]
@@ -228,7 +240,7 @@ def plot_group_errors(table: pd.DataFrame, study: Study, settings: FigureSetting
     kind = study.kind
     t = table[table["norm"] == "gn"].dropna(subset=["final_val_err", kind])
     ref = PAPER.groups if kind == "groups" else PAPER.channels_per_group
-    fig = Figure(figsize=(11, 4.6))
+    fig = _figure(figsize=(11, 4.6))
     ours, paper = fig.subplots(1, 2)
     mark, note = _provisional([t])
     _points(ours, t, kind, _colour("gn"), "GN", mark)

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from statistics import NormalDist
 from typing import Mapping, Sequence
-
-from scipy import stats
 
 from trainer.config import FINAL_EPOCHS
 
 CONFIDENCE = 0.95
-Z = float(stats.norm.ppf(0.5 + CONFIDENCE / 2))
+Z = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2)
 
 MODEL = (
     f"Each configuration's error is the mean over its seeds of each run's final error (the median of its last "
@@ -78,6 +77,8 @@ def pooled_sd(sds: Sequence[float]) -> float:
 
 
 def t_value(df: float) -> float:
+    from scipy import stats  # imported here: a second of start-up that a refused command should not pay
+
     return float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
 
 
