@@ -4,10 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
-# tests run in parallel workers (pytest-xdist), a module to a worker; most of the suite waits on Ray launches, so
-# three workers keep two cores busy
+# tests run in parallel workers (pytest-xdist), a module at a time to a worker, in the order tests/conftest.py gives
+# (longest first; xdist would otherwise order modules by their number of tests); three workers keep two cores busy
+# while launches wait on Ray
 TEST_WORKERS ?= 3
-XDIST := -n $(TEST_WORKERS) --dist loadscope
+XDIST := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 .PHONY: setup test test-fast demo bench bench-gpu clean
 

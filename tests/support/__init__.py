@@ -7,6 +7,9 @@
   fails as soon as the process exits (``wait_until``), readers of the results while a sweep writes them.
 - ``fake_trainer``: ``train_trial`` without TensorFlow, for launches that test the orchestration, not the model.
 - ``local_ray``: one local Ray cluster that launches join with ``--address`` (the ``shared_ray`` fixture).
+- ``run_shared``: what the pytest-xdist workers of one run share, made once by the first that needs it: the
+  ``shared_ray`` cluster and the prepared datasets (``digits_dataset``, ``sample_dataset``).
+- ``s3``: moto's S3 server on 127.0.0.1 with one bucket (the ``bucket`` fixture).
 
 A launch that tests the orchestration trains with the fake trainer and, unless it must own its Ray (it kills Ray,
 signals the launch, or checks what Ray exposes or leaves behind), joins the shared cluster::
