@@ -42,7 +42,7 @@ def _locked(name: str):
 
 def made_once(name: str, make) -> Path:
     """``folder()/name``, made by ``make(path)`` in the first process of the run that asks; the others wait for it.
-    A ``make`` that raises leaves nothing, and the next process to ask tries again."""
+    A ``make`` that raises marks nothing done: the next process to ask starts again from an empty folder."""
     path, done = folder() / name, folder() / f".{name.replace('/', '-')}.done"
     with _locked(name):
         if not done.exists():
