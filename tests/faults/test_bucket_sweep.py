@@ -20,7 +20,6 @@ from trainer.data import load_info
 
 EPOCHS = 2
 KEYS = ("bn-b64-s0", "gn-b64-g8-s0")
-SLOW_STEP_S = 0.2  # the interrupted launch's epochs take seconds, so its Ctrl-C lands between two of them
 CONFIG = ["trial_key", "model", "norm", "batch_size", "groups", "channels_per_group", "seed", "epoch", "lr"]
 METRICS = ["train_loss", "train_err", "val_loss", "val_err", "val_err_top5"]
 
@@ -59,7 +58,9 @@ def runs(bucket, digits_dataset, tmp_path_factory, shared_ray):
     results = bucket.uri("acceptance/results")
     epochs_uri = bucket.uri("acceptance/results/bucket/epochs")
 
-    first = Launch(spec, results, cwd=root, extra_env={**env, **fake_trainer_env(step_seconds=SLOW_STEP_S)})
+    # the interrupted launch's trials stop in their second epoch until the Ctrl-C: however slowly the bucket is read
+    # on a loaded machine, the interrupt lands after a first epoch and before the last
+    first = Launch(spec, results, cwd=root, extra_env={**env, **fake_trainer_env(hang={"*": 2})})
     try:
         first.wait_for(lambda: 0 < len(epoch_rows(epochs_uri)) < len(KEYS) * EPOCHS, "a first epoch in the bucket")
         before = epoch_rows(epochs_uri)
