@@ -16,11 +16,11 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
-from test_object_storage import CREDENTIALS, s3, uri  # noqa: F401 (the S3 server fixture)
 
 from results import folding, store
 from results.records import EpochRow, SweepRecord, TrialRow
 from results.schema import EPOCH_SCHEMA
+from tests.support.s3 import CREDENTIALS
 from trainer.storage import Location
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ def sweep(request, tmp_path) -> Location:
     """An empty sweep folder: a local directory, or a prefix in a bucket of the S3 server."""
     if request.param == "local":
         return Location.of(tmp_path / "sweep")
-    return Location.of(uri(request.getfixturevalue("s3"), f"fold/{uuid.uuid4().hex}"))
+    return Location.of(request.getfixturevalue("bucket").uri(f"fold/{uuid.uuid4().hex}"))
 
 
 def test_old_layout_is_folded_into_one_file_per_trial(sweep):

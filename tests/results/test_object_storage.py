@@ -14,19 +14,9 @@ import pytest
 from results import store
 from results.records import EpochRow
 from tests.support.cli import fake_trainer_env, gnsweep, write_spec
-from tests.support.s3 import BUCKET, CREDENTIALS  # noqa: F401 (CREDENTIALS: for the modules that import them from here)
 from trainer import checkpoints
 from trainer.config import EpochMetrics
 from trainer.storage import Location
-
-@pytest.fixture
-def s3(bucket):
-    """The session's S3 server (tests/support/s3.py): the URI options that point pyarrow at it."""
-    return bucket.options
-
-
-def uri(options: str, path: str) -> str:
-    return f"s3://{BUCKET}/{path}?{options}"
 
 
 def epoch_row(epoch: int, val_err: float) -> EpochRow:
@@ -57,7 +47,7 @@ class OpenThenInterrupt:
         return stream
 
 
-def test_ctrl_c_in_the_middle_of_an_upload_publishes_the_whole_object_then_interrupts(s3):
+def test_ctrl_c_in_the_middle_of_an_upload_publishes_the_whole_object_then_interrupts(bucket):
     """pyarrow closes a stream an exception leaves, and a closed upload is published: Ctrl-C right after the open
     once put an empty object where a results file was (the relaunch refused the sweep). The interrupt now comes
     after the write, which is whole."""
@@ -66,7 +56,7 @@ def test_ctrl_c_in_the_middle_of_an_upload_publishes_the_whole_object_then_inter
 
     previous = signal.signal(signal.SIGINT, stop)
     try:
-        where = Location.of(uri(s3, "interrupted/file.bin"))
+        where = Location.of(bucket.uri("interrupted/file.bin"))
         where.write_bytes(b"old")
         hostile = dataclasses.replace(where, fs=OpenThenInterrupt(where.fs))
         with pytest.raises(Stop):
@@ -76,26 +66,26 @@ def test_ctrl_c_in_the_middle_of_an_upload_publishes_the_whole_object_then_inter
     assert where.read_bytes() == b"new, whole"
 
 
-def test_location_keeps_the_uri_options_for_its_children(s3):
-    loc = Location.of(uri(s3, "a/b"))
+def test_location_keeps_the_uri_options_for_its_children(bucket):
+    loc = Location.of(bucket.uri("a/b"))
     child = loc / "c" / "d.parquet"
-    assert not loc.local and child.path == f"{BUCKET}/a/b/c/d.parquet"
-    assert str(child) == uri(s3, "a/b/c/d.parquet") and Location.of(str(child)).path == child.path
+    assert not loc.local and child.path == f"{bucket.name}/a/b/c/d.parquet"
+    assert str(child) == bucket.uri("a/b/c/d.parquet") and Location.of(str(child)).path == child.path
 
 
-def test_epochs_on_s3_first_write_wins_and_read_with_plain_pandas(s3):
-    sweep = uri(s3, "store/t")
+def test_epochs_on_s3_first_write_wins_and_read_with_plain_pandas(bucket):
+    sweep = bucket.uri("store/t")
     assert store.write_epoch_row(sweep, epoch_row(1, 30.0))
     assert not store.write_epoch_row(sweep, epoch_row(1, 99.0))
     assert store.write_epoch_row(sweep, epoch_row(2, 20.0))
     df = store.read_epochs(sweep)
     assert df["epoch"].tolist() == [1, 2] and df["val_err"].tolist() == [30.0, 20.0]
-    plain = pd.read_parquet(uri(s3, "store/t/epochs"))
+    plain = pd.read_parquet(bucket.uri("store/t/epochs"))
     assert sorted(plain["epoch"]) == [1, 2] and str(plain["batch_size"].dtype) == "int32"
     assert Location.of(sweep).files() == []  # only epochs/ under it, no stray files at the top
 
 
-def test_checkpoints_on_s3_resume_the_latest_epoch_and_drop_older_ones(s3):
+def test_checkpoints_on_s3_resume_the_latest_epoch_and_drop_older_ones(bucket):
     import numpy as np
 
     from trainer.models import build_model
@@ -107,7 +97,7 @@ def test_checkpoints_on_s3_resume_the_latest_epoch_and_drop_older_ones(s3):
     compile_model(model, trial, steps_per_epoch=4)
     x, y = np.random.default_rng(0).normal(size=(32, 16, 16, 3)), np.arange(32) % 10
     model.fit(x, y, batch_size=8, epochs=1, verbose=0)
-    where = uri(s3, "ckpt/gn-b8-g8-s0")
+    where = bucket.uri("ckpt/gn-b8-g8-s0")
     metrics = EpochMetrics(1, 2.0, 80.0, 2.1, 85.0, 50.0, 0.1, 1.0, 100.0)
     assert checkpoints.load(where) is None
     checkpoints.save(where, model, 1, [metrics])
@@ -118,7 +108,7 @@ def test_checkpoints_on_s3_resume_the_latest_epoch_and_drop_older_ones(s3):
     for a, b in zip(ckpt.model.get_weights(), model.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert int(ckpt.model.optimizer.iterations) == int(model.optimizer.iterations) == 8
-    infos = Location.of(where).fs.get_file_info(pafs.FileSelector(f"{BUCKET}/ckpt/gn-b8-g8-s0"))
+    infos = Location.of(where).fs.get_file_info(pafs.FileSelector(f"{bucket.name}/ckpt/gn-b8-g8-s0"))
     assert sorted(i.base_name for i in infos) == ["epoch-0002", "latest"]
 
 
@@ -126,10 +116,10 @@ def remote_spec(path, dataset):
     return write_spec(path, dataset, name="remote", studies="norms: {norm: [bn, gn], batch_size: [128]}", retries=0)
 
 
-def test_a_results_uri_of_an_unknown_scheme_or_a_missing_bucket_is_one_line(s3, tmp_path, digits_dataset):
+def test_a_results_uri_of_an_unknown_scheme_or_a_missing_bucket_is_one_line(bucket, tmp_path, digits_dataset):
     spec = remote_spec(tmp_path / "remote.yaml", digits_dataset)
     for results, words in (("nosuch://x/y", "--results nosuch://x/y: cannot open"),
-                           (f"s3://no-such-bucket/r?{s3}", "--results: cannot write")):
+                           (f"s3://no-such-bucket/r?{bucket.options}", "--results: cannot write")):
         run = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=tmp_path, timeout=120)
         assert run.returncode == 2, run.stdout + run.stderr
         lines = [ln for ln in run.stderr.splitlines() if ln.startswith("gnsweep: ")]
@@ -138,20 +128,20 @@ def test_a_results_uri_of_an_unknown_scheme_or_a_missing_bucket_is_one_line(s3, 
 
 
 @pytest.mark.slow
-def test_sweep_with_results_on_s3(s3, tmp_path, digits_dataset):
+def test_sweep_with_results_on_s3(bucket, tmp_path, digits_dataset):
     """Ray Tune, the driver's Parquet writer and the trial workers' checkpoints all go to the bucket; status and
     report read it back; a relaunch finds every trial finished there. Nothing is written to a local results dir."""
     spec = remote_spec(tmp_path / "remote.yaml", digits_dataset)
-    results = uri(s3, "sweeps")
+    results = bucket.uri("sweeps")
     run = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=tmp_path, timeout=400,
                   env=fake_trainer_env())
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    epochs = pd.read_parquet(uri(s3, "sweeps/remote/epochs"))
+    epochs = pd.read_parquet(bucket.uri("sweeps/remote/epochs"))
     assert sorted(zip(epochs["trial_key"], epochs["epoch"])) == [
         ("bn-b128-s0", 1), ("bn-b128-s0", 2), ("gn-b128-g8-s0", 1), ("gn-b128-g8-s0", 2)]
-    trials = pd.read_parquet(uri(s3, "sweeps/remote/trials"))
+    trials = pd.read_parquet(bucket.uri("sweeps/remote/trials"))
     assert set(trials["status"]) == {"completed"}
-    sweep = Location.of(uri(s3, "sweeps/remote"))
+    sweep = Location.of(bucket.uri("sweeps/remote"))
     assert (sweep / "checkpoints" / "bn-b128-s0" / "latest").read_text() == "epoch-0002"
     assert (sweep / "tune").is_dir()
     runs = sweep / "tensorboard"  # the driver's TensorBoard event files in the bucket too: the run's hyperparameters
@@ -173,14 +163,14 @@ def test_sweep_with_results_on_s3(s3, tmp_path, digits_dataset):
     assert sorted(p.name for p in (tmp_path / "results" / "remote").iterdir()) == ["report"]
 
 
-def test_sweep_claim_on_s3_refuses_a_live_launch_and_takes_over_an_expired_one(s3):
+def test_sweep_claim_on_s3_refuses_a_live_launch_and_takes_over_an_expired_one(bucket):
     """One launch per sweep holds for results in a bucket too (shared by nodes without a common file system)."""
     import json
     import time
 
     from orchestrator.launch.lock import LOCK_FILE, LockError, lock_sweep
 
-    sweep = Location.of(uri(s3, "claims/s"))
+    sweep = Location.of(bucket.uri("claims/s"))
     other = {"id": "f" * 32, "host": "node-b.example", "pid": 4242, "pid_started": None,
              "since": "2026-12-01T10:00:00+00:00", "heartbeat": time.time(), "lease_seconds": 120.0}
     (sweep / LOCK_FILE).write_text(json.dumps(other))

@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from results import tensorboard
-from test_object_storage import s3, uri  # noqa: F401 - the module's S3 server fixture
 from trainer.storage import Location
 
 TAGS = {"error/train", "error/val", "error/val_top5", "loss/train", "loss/val", "lr", "speed/images_per_second",
@@ -45,8 +44,8 @@ def test_each_epoch_once_whatever_is_reported_again(tmp_path):
     assert all(len(points) == 3 for points in scalars.values())
 
 
-def test_event_files_on_an_object_store(s3, tmp_path):  # noqa: F811
-    sweep = Location.of(uri(s3, "tb/t"))
+def test_event_files_on_an_object_store(bucket, tmp_path):
+    sweep = Location.of(bucket.uri("tb/t"))
     assert tensorboard.write_epoch_scalars(sweep, row(1, 70.0))
     assert not tensorboard.write_epoch_scalars(sweep, row(1, 10.0))
     files = (sweep / "tensorboard" / "gn-b32-g8-s0").files()
