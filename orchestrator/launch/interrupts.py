@@ -3,6 +3,9 @@
 Ray Tune's own SIGINT handler is off (``TUNE_DISABLE_SIGINT_HANDLER``): it ends ``fit`` quietly with an exit status
 of 0 and advice to call ``Tuner.restore``, which is not how a gnsweep sweep resumes. ``ray.init`` installs a SIGTERM
 handler of its own (and its C++ core one that dumps a stack); ``catch`` installs ours again after it.
+
+While Tune runs the trials, a signal is only noted and raised at the next step of Tune's loop
+(``Catcher.deferred``, ``orchestrator.tune.stop``): raised anywhere else in that loop, Tune or Ray can swallow it.
 """
 from __future__ import annotations
 
@@ -26,15 +29,34 @@ class Interrupted(Exception):
 
 
 class Catcher:
-    """The signal received first (None until then). Later signals are only noted: the launch is already stopping."""
+    """The signal received first (None until then); the handler raises ``Interrupted`` for it at once, or inside
+    ``deferred()`` only notes it. Later signals are only noted: the launch is already stopping."""
 
     def __init__(self):
         self.received: int | None = None
+        self._deferring = False
 
     def handle(self, signum, frame) -> None:
         if self.received is None:
             self.received = signum
-            raise Interrupted(signum)
+            if not self._deferring:
+                raise Interrupted(signum)
+
+    def check(self) -> None:
+        """Raise ``Interrupted`` if a signal was received (every call after it raises again)."""
+        if self.received is not None:
+            raise Interrupted(self.received)
+
+    @contextmanager
+    def deferred(self):
+        """Within the block a signal is only noted, for ``check()`` to raise where the code calls it; a block that
+        ends without an exception after a signal raises ``Interrupted`` as it ends."""
+        self._deferring = True
+        try:
+            yield self
+        finally:
+            self._deferring = False
+        self.check()
 
     def install(self) -> None:
         for sig in SIGNALS:

@@ -171,8 +171,8 @@ class SweepRun:
 
 def _run_on_ray(run: SweepRun, pending: list[PlannedTrial], prior: dict) -> None:
     """Check the cluster, order the pending runs longest first, and run them with the results writer."""
-    spec, trials, runs, sweep_dir, dataset_dir, opts, echo, catcher = (
-        run.spec, run.trials, run.runs, run.sweep_dir, run.dataset_dir, run.opts, run.echo, run.catcher)
+    spec, trials, sweep_dir, dataset_dir, opts, echo, catcher = (
+        run.spec, run.trials, run.sweep_dir, run.dataset_dir, run.opts, run.echo, run.catcher)
     problems = cluster_problems(spec)
     if problems:
         raise LaunchError("\n".join(problems))
@@ -185,6 +185,7 @@ def _run_on_ray(run: SweepRun, pending: list[PlannedTrial], prior: dict) -> None
     from orchestrator.tune.progress import ProgressPrinter
     from orchestrator.tune.results_writer import ResultsWriter, shared_trials
     from orchestrator.tune.run import run_trials
+    from orchestrator.tune.stop import StopOnSignal
     from orchestrator.watch.tally import tally
     from results import store
 
@@ -202,8 +203,10 @@ def _run_on_ray(run: SweepRun, pending: list[PlannedTrial], prior: dict) -> None
     progress = ProgressPrinter(lambda: tally(record, *writer.tables(), plan).summary(), echo=echo)
     gauges = SweepGauges(spec.name, len(pending))
     try:
-        run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir,
-                   callbacks=[writer, progress, gauges], max_concurrent=opts.max_concurrent, trainer=run.trainer)
+        with catcher.deferred():  # a signal stops Tune's loop at its next step (orchestrator.tune.stop says why)
+            run_trials(spec, pending, sweep_dir=sweep_dir, dataset_dir=dataset_dir,
+                       callbacks=[StopOnSignal(catcher.check), writer, progress, gauges],
+                       max_concurrent=opts.max_concurrent, trainer=run.trainer)
     except Exception:
         if catcher.interrupted is not None:
             stopped = writer.record_interrupted()
