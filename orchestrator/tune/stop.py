@@ -5,9 +5,8 @@ A Python signal handler runs in the main thread wherever that thread is, and Tun
 there becomes a ``SystemError``, or is taken for the failure of the trial whose result was being fetched
 (``RayEventManager.resolve_future`` catches what ``ray.get`` raises), which Tune then retries: the launch went on
 after the SIGTERM, its trials running (a CI run of tests/faults/test_interrupts.py hung so). So while Tune runs, the
-launch's handler only notes the signal (``interrupts.Catcher.deferred``), and ``StopOnSignal``, first among Tune's
-callbacks, raises it at the next step of the loop or the next trial event, before any other callback records that
-event.
+launch's handler only notes the signal (``interrupts.Catcher.deferred``), and ``StopOnSignal`` raises it between two
+steps of Tune's loop (a step handles one event and waits at most 0.1 s for it), where no trial is half handled.
 """
 from __future__ import annotations
 
@@ -17,8 +16,7 @@ from ray import tune
 
 
 class StopOnSignal(tune.Callback):
-    """Calls ``check`` (which raises once a signal was noted) at each step of Tune's loop and before each trial
-    event reaches the callbacks after it; never in ``on_experiment_end``, which Tune calls while it cleans up."""
+    """Calls ``check`` (which raises once a signal was noted) at the start and the end of each step of Tune's loop."""
 
     def __init__(self, check: Callable[[], None]):
         self.check = check
@@ -27,19 +25,4 @@ class StopOnSignal(tune.Callback):
         self.check()
 
     def on_step_end(self, iteration, trials, **info):
-        self.check()
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self.check()
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        self.check()
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self.check()
-
-    def on_trial_recover(self, iteration, trials, trial, **info):
-        self.check()
-
-    def on_trial_error(self, iteration, trials, trial, **info):
         self.check()
