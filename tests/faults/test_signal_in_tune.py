@@ -56,12 +56,13 @@ class Deadline(tune.Callback):
 
 @pytest.fixture
 def local_ray():
-    """A local Ray started by this process, as a launch starts its own; the signal handlers put back afterwards
-    (``ray.init`` installs its own)."""
+    """A new local Ray started by this process, as a launch starts its own (``address="local"``: a plain
+    ``ray.init()`` would join a cluster another test's launch recorded in /tmp/ray); the signal handlers put back
+    afterwards (``ray.init`` installs its own)."""
     import ray
 
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         yield
     finally:
