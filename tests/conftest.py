@@ -44,7 +44,8 @@ def pytest_unconfigure(config):
 LONGEST = {
     "tests/orchestrator/test_launch.py": 173, "tests/trainer/test_xla.py": 150,
     "tests/faults/test_trial_failures.py": 144, "tests/faults/test_hostile_data.py": 109,
-    "tests/results/test_folding.py": 102, "tests/cluster/test_multinode.py": 83, "tests/faults/test_interrupts.py": 60,
+    "tests/results/test_folding.py": 102, "tests/cluster/test_multinode.py": 83,
+    "tests/faults/test_interrupts.py": 60,
     "tests/faults/test_hostile_specs.py": 52, "tests/faults/test_bucket_sweep.py": 52, "tests/trainer/test_train.py": 52,
     "tests/cluster/test_bucket_only.py": 51, "tests/trainer/test_checkpoints.py": 47,
     "tests/bench/test_gpu_bench.py": 44, "tests/faults/test_corrupt_data.py": 42,

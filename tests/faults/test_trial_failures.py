@@ -48,9 +48,9 @@ def kill_each_after_its_first_epoch(launch, sweep_dir) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def failing_sweep(tmp_path_factory, digits_dataset, shared_ray):
-    """Three sweeps side by side. "failures": four real Keras trials (seed_cnn), two at a time, on a Ray of its own; the worker of
-    each of KILLED is SIGKILLed right after its first epoch is recorded, and a poller reads the tables every 50 ms
-    throughout. On the shared Ray, with the fake trainer: "raising", one trial that raises in its first epoch on each
+    """Three sweeps side by side. "failures": four real Keras trials (seed_cnn), two at a time, on a Ray of its own;
+    the worker of each of KILLED is SIGKILLed right after its first epoch is recorded, and a poller reads the tables
+    every 50 ms throughout. On the shared Ray, with the fake trainer: "raising", one trial that raises in its first epoch on each
     attempt; "diverge", one trial whose first epoch has NaN losses."""
     root = tmp_path_factory.mktemp("failures")
     spec = write_spec(root / "failures.yaml", digits_dataset, name="failures", epochs=EPOCHS, retries=1,

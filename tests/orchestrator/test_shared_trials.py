@@ -81,7 +81,6 @@ def test_a_relaunch_writes_the_shared_rows_of_runs_finished_before(tmp_path):
 def test_a_launch_on_digits_lists_the_shared_trial(tmp_path, digits_dataset, shared_ray):
     """A real launch of LN and GN with G = 1 (one run): both are trials rows and TensorBoard runs with their own
     hyperparameters; the README's pandas line gives the groups study's epochs; a relaunch restores lost rows."""
-
     spec = tmp_path / "shared.yaml"
     spec.write_text(f"""
 name: shared

@@ -30,9 +30,14 @@ def folder() -> Path:
     return Path(os.environ[FOLDER_ENV])
 
 
+def _marker(name: str, kind: str) -> Path:
+    """The hidden file beside resource ``name`` that locks it (``kind`` "lock") or says it is made ("done")."""
+    return folder() / f".{name.replace('/', '-')}.{kind}"
+
+
 @contextmanager
 def _locked(name: str):
-    with open(folder() / f".{name.replace('/', '-')}.lock", "w") as lock:
+    with open(_marker(name, "lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
             yield
@@ -43,7 +48,7 @@ def _locked(name: str):
 def made_once(name: str, make) -> Path:
     """``folder()/name``, made by ``make(path)`` in the first process of the run that asks; the others wait for it.
     A ``make`` that raises marks nothing done: the next process to ask starts again from an empty folder."""
-    path, done = folder() / name, folder() / f".{name.replace('/', '-')}.done"
+    path, done = folder() / name, _marker(name, "done")
     with _locked(name):
         if not done.exists():
             shutil.rmtree(path, ignore_errors=True)
