@@ -8,7 +8,7 @@ import pytest
 
 from tests.support import run_shared
 from tests.support.cli import repo_pythonpath
-from tests.support.s3 import Bucket, s3_server
+from tests.support.s3 import CREDENTIALS, Bucket, s3_server
 
 SAMPLE_ENV = "GNSWEEP_TINY_IMAGENET_SAMPLE"
 
@@ -76,8 +76,10 @@ def pytest_report_header(config):
 @pytest.fixture(scope="session")
 def shared_ray():
     """One local Ray cluster for the whole run (4 logical CPUs; every worker's launches that need no Ray of their own
-    join it): ``Launch(..., ray=shared_ray)`` or ``gnsweep("launch", ..., "--address", shared_ray.address)``."""
-    return run_shared.shared_ray(num_cpus=4)
+    join it): ``Launch(..., ray=shared_ray)`` or ``gnsweep("launch", ..., "--address", shared_ray.address)``. Its
+    workers hold the test S3 server's fake credentials (any worker's server: each bucket URI names its endpoint), so
+    that sweeps with results in the ``bucket`` join it too."""
+    return run_shared.shared_ray(num_cpus=4, env=CREDENTIALS)
 
 
 @pytest.fixture(scope="session")

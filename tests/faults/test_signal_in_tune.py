@@ -5,8 +5,8 @@ Exception``), or in the ``ray.get`` of a trial's result (``RayEventManager.resol
 trial, and retries the trial. A signal handler that raised there had its exception swallowed: a CI run of
 tests/faults/test_interrupts.py saw a launch run on, its trials hanging, after its SIGTERM. Here the driver sends the
 signal to itself from inside Tune's ``on_trial_complete`` handling, the place Tune swallows, so the test does not
-depend on timing: real Ray (a local one this process starts), real Tune, the launch's catcher and
-callbacks, the fake trainer (one trial ends after its epoch, the other hangs in it until it is stopped).
+depend on timing: real Ray (the session's, which this process joins as a launch's driver), real Tune, the launch's
+catcher and callbacks, the fake trainer (one trial ends after its epoch, the other hangs in it until it is stopped).
 """
 import os
 import signal
@@ -55,24 +55,30 @@ class Deadline(tune.Callback):
 
 
 @pytest.fixture
-def local_ray():
-    """A new local Ray started by this process, as a launch starts its own (``address="local"``: a plain
-    ``ray.init()`` would join a cluster another test's launch recorded in /tmp/ray); the signal handlers put back
-    afterwards (``ray.init`` installs its own)."""
+def joined_ray(shared_ray):
+    """This process connected to the session's Ray as a launch's driver (``--address``, with the cluster's token);
+    the environment and the signal handlers put back afterwards (``ray.init`` installs its own)."""
     import ray
+    from ray._raylet import Config
 
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        yield
-    finally:
-        ray.shutdown()
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
+    with pytest.MonkeyPatch.context() as env:
+        for name, value in shared_ray.join_env.items():
+            env.setenv(name, value)
+        # Ray reads RAY_AUTH_MODE into its config once: re-read, as Ray does itself when ray.init turns token auth on
+        Config.initialize("")
+        ray.init(address=shared_ray.address, log_to_driver=False)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+            for sig, handler in before.items():
+                signal.signal(sig, handler)
+    Config.initialize("")
 
 
 @pytest.mark.slow
-def test_a_signal_inside_tunes_event_handling_stops_the_loop_at_its_next_step(local_ray, digits_dataset,
+def test_a_signal_inside_tunes_event_handling_stops_the_loop_at_its_next_step(joined_ray, digits_dataset,
                                                                                 tmp_path):
     spec = load_spec(write_spec(tmp_path / "signal.yaml", digits_dataset, name="signal", epochs=1,
                                 studies="a: {norm: [bn, gn], batch_size: [64]}"))

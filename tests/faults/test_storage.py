@@ -72,17 +72,18 @@ READ_ONLY = ('mount --bind "$EPOCHS" "$EPOCHS" || exit 97; "$@" & pid=$!; '
 
 @pytest.fixture(scope="module")
 def storage_faults(tmp_path_factory, digits_dataset, shared_ray):
-    """Two one-trial sweeps side by side (one core each): one fills its disk, one turns read-only. Then the
-    read-only one is launched again outside the namespace, where its directory is writable, on the shared Ray."""
+    """Two one-trial sweeps side by side on the shared Ray (only the drivers are in the namespace: the results
+    writer is what the faults hit): one fills its disk, one turns read-only. Then the read-only one is launched
+    again outside the namespace, where its directory is writable."""
     wrap = namespace_or_skip()
     root = tmp_path_factory.mktemp("storage")
     full_spec, full_epochs = spec_for(root, digits_dataset, "full")
     saved = root / "tmpfs-contents"
     saved.mkdir()
     ro_spec, ro_epochs = spec_for(root, digits_dataset, "readonly")
-    full = Launch(full_spec, root / "results", cwd=root, wrap=[*wrap, "sh", "-c", DISK_FULL, "sh"],
+    full = Launch(full_spec, root / "results", cwd=root, wrap=[*wrap, "sh", "-c", DISK_FULL, "sh"], ray=shared_ray,
                   extra_env={"EPOCHS": str(full_epochs), "SAVED": str(saved), **fake_trainer_env()})
-    ro = Launch(ro_spec, root / "results", cwd=root, wrap=[*wrap, "sh", "-c", READ_ONLY, "sh"],
+    ro = Launch(ro_spec, root / "results", cwd=root, wrap=[*wrap, "sh", "-c", READ_ONLY, "sh"], ray=shared_ray,
                 extra_env={"EPOCHS": str(ro_epochs), **fake_trainer_env(step_seconds=0.3)})
     try:
         ro_rc = ro.wait()

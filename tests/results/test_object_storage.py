@@ -128,13 +128,14 @@ def test_a_results_uri_of_an_unknown_scheme_or_a_missing_bucket_is_one_line(buck
 
 
 @pytest.mark.slow
-def test_sweep_with_results_on_s3(bucket, tmp_path, digits_dataset):
+def test_sweep_with_results_on_s3(bucket, tmp_path, digits_dataset, shared_ray):
     """Ray Tune, the driver's Parquet writer and the trial workers' checkpoints all go to the bucket; status and
-    report read it back; a relaunch finds every trial finished there. Nothing is written to a local results dir."""
+    report read it back; a relaunch finds every trial finished there. Nothing is written to a local results dir.
+    The trials run on the session's Ray, whose workers see the bucket only through its URI and their credentials."""
     spec = remote_spec(tmp_path / "remote.yaml", digits_dataset)
     results = bucket.uri("sweeps")
-    run = gnsweep("launch", spec, "--results", results, "--no-dashboard", cwd=tmp_path, timeout=400,
-                  env=fake_trainer_env())
+    run = gnsweep("launch", spec, "--results", results, "--no-dashboard", "--address", shared_ray.address,
+                  cwd=tmp_path, timeout=400, env={**shared_ray.join_env, **fake_trainer_env()})
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     epochs = pd.read_parquet(bucket.uri("sweeps/remote/epochs"))
     assert sorted(zip(epochs["trial_key"], epochs["epoch"])) == [

@@ -64,7 +64,8 @@ class LocalRay:
 
     join_env = {"RAY_AUTH_MODE": "token"}
 
-    def __init__(self, num_cpus: int = 2, timeout: float = 120):
+    def __init__(self, num_cpus: int = 2, timeout: float = 120, env: dict | None = None):
+        """``env`` adds to the environment of the cluster's processes, its workers included."""
         from ray._private.services import get_node_ip_address
 
         self.tmp = Path(ray_tmpdir())
@@ -73,7 +74,8 @@ class LocalRay:
         self.log = self.tmp / "ray-start.log"
         cmd = [*_ray_command(), "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}", "--num-gpus=0",
                "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={self.tmp}", "--block"]
-        env = process_env(RAY_TMPDIR=str(self.tmp), RAY_metrics_report_interval_ms="1000", **self.join_env)
+        env = process_env(RAY_TMPDIR=str(self.tmp), RAY_metrics_report_interval_ms="1000", **self.join_env,
+                          **(env or {}))
         with open(self.log, "w") as log:
             self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         self.sid = self.proc.pid

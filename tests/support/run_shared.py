@@ -58,16 +58,16 @@ def made_once(name: str, make) -> Path:
     return path
 
 
-def shared_ray(num_cpus: int):
-    """The run's one ``LocalRay``: started by the first worker that needs it, recorded in ``ray.json`` for the
-    others, stopped by ``finish``."""
+def shared_ray(num_cpus: int, env: dict | None = None):
+    """The run's one ``LocalRay`` (``env`` added to its processes' environment): started by the first worker that
+    needs it, recorded in ``ray.json`` for the others, stopped by ``finish``."""
     from tests.support.local_ray import LocalRay
 
     with _locked("ray"):
         record = folder() / RAY_FILE
         if record.exists():
             return LocalRay.attach(json.loads(record.read_text()))
-        ray = LocalRay(num_cpus=num_cpus)
+        ray = LocalRay(num_cpus=num_cpus, env=env)
         record.write_text(json.dumps(ray.record()))
         return ray
 
