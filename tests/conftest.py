@@ -77,9 +77,11 @@ def pytest_report_header(config):
 def shared_ray():
     """One local Ray cluster for the whole run (4 logical CPUs; every worker's launches that need no Ray of their own
     join it): ``Launch(..., ray=shared_ray)`` or ``gnsweep("launch", ..., "--address", shared_ray.address)``. Its
-    workers hold the test S3 server's fake credentials (any worker's server: each bucket URI names its endpoint), so
-    that sweeps with results in the ``bucket`` join it too."""
-    return run_shared.shared_ray(num_cpus=4, env=CREDENTIALS)
+    workers hold the test S3 server's fake credentials (any worker's server: each bucket URI names its endpoint) and
+    cache datasets from the bucket in ``run_shared.node_cache()``, so that sweeps in the ``bucket`` join it too."""
+    from trainer.data.cache import CACHE_ENV
+
+    return run_shared.shared_ray(num_cpus=4, env={**CREDENTIALS, CACHE_ENV: str(run_shared.node_cache())})
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,11 @@ import signal
 import pandas as pd
 import pytest
 
+from tests.support import run_shared
 from tests.support.cli import fake_trainer_env, gnsweep
 from tests.support.launches import Launch, assert_one_row_per_epoch
 from trainer.data import load_info
+from trainer.data.cache import CACHE_ENV
 
 EPOCHS = 2
 KEYS = ("bn-b64-s0", "gn-b64-g8-s0")
@@ -48,8 +50,8 @@ def epoch_rows(uri: str) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def runs(bucket, digits_dataset, tmp_path_factory, shared_ray):
     root = tmp_path_factory.mktemp("bucket-sweep")
-    cache = root / "node-cache"
-    env = {"GNSWEEP_DATA_CACHE": str(cache)}
+    cache = run_shared.node_cache()  # the shared Ray's node cache; no other sweep on it reads a bucket dataset
+    env = {CACHE_ENV: str(cache)}  # the driver's, as the node's
     dataset = bucket.uri("acceptance/digits")
     prepared = gnsweep("data", "prepare", "digits", "--out", dataset, cwd=root, timeout=300)
     assert prepared.returncode == 0, prepared.stderr[-3000:]
@@ -60,7 +62,7 @@ def runs(bucket, digits_dataset, tmp_path_factory, shared_ray):
 
     # the interrupted launch's trials stop in their second epoch until the Ctrl-C: however slowly the bucket is read
     # on a loaded machine, the interrupt lands after a first epoch and before the last
-    first = Launch(spec, results, cwd=root, extra_env={**env, **fake_trainer_env(hang={"*": 2})})
+    first = Launch(spec, results, cwd=root, ray=shared_ray, extra_env={**env, **fake_trainer_env(hang={"*": 2})})
     try:
         first.wait_for(lambda: 0 < len(epoch_rows(epochs_uri)) < len(KEYS) * EPOCHS, "a first epoch in the bucket")
         before = epoch_rows(epochs_uri)
@@ -68,13 +70,13 @@ def runs(bucket, digits_dataset, tmp_path_factory, shared_ray):
         rc1 = first.wait(120)
     finally:
         first.kill()
-    again = Launch(spec, results, cwd=root, extra_env={**env, **fake_trainer_env()})
+    again = Launch(spec, results, cwd=root, ray=shared_ray, extra_env={**env, **fake_trainer_env()})
     rc2 = again.wait()
 
     local_root = tmp_path_factory.mktemp("local-sweep")
     local_spec = local_root / "bucket.yaml"
     local_spec.write_text(spec_text(str(digits_dataset)))
-    # the same sweep on local folders needs no cache: it joins the session's Ray
+    # the same sweep on local folders
     local = Launch(local_spec, local_root / "results", cwd=local_root, ray=shared_ray, extra_env=fake_trainer_env())
     rc3 = local.wait()
     return {"root": root, "cache": cache, "dataset": dataset, "first": first, "again": again, "local": local,
@@ -104,5 +106,4 @@ def test_the_trials_trained_from_the_nodes_cache_and_wrote_nothing_local(runs):
     info = load_info(runs["dataset"])
     folders = [p for p in runs["cache"].iterdir() if not p.name.startswith(".")]
     assert len(folders) == 1 and load_info(folders[0]) == info
-    assert sorted(p.name for p in runs["root"].iterdir() if not p.name.startswith("launch-")) == ["bucket.yaml",
-                                                                                                 "node-cache"]
+    assert sorted(p.name for p in runs["root"].iterdir() if not p.name.startswith("launch-")) == ["bucket.yaml"]

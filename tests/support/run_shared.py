@@ -58,6 +58,12 @@ def made_once(name: str, make) -> Path:
     return path
 
 
+def node_cache() -> Path:
+    """Where the shared Ray's node caches datasets from object storage (``GNSWEEP_DATA_CACHE``): in the run's folder,
+    not the user's ~/.cache."""
+    return folder() / "node-cache"
+
+
 def shared_ray(num_cpus: int, env: dict | None = None):
     """The run's one ``LocalRay`` (``env`` added to its processes' environment): started by the first worker that
     needs it, recorded in ``ray.json`` for the others, stopped by ``finish``."""
