@@ -127,6 +127,25 @@ def _vm(field: str) -> int | None:
     return None
 
 
+def check_steps(config, steps: int, train_images: int, dataset) -> int:
+    """The steps one shape's timing takes (``steps`` rounded up to whole compiled calls, and one call of warm-up);
+    ValueError, naming --steps, when one epoch of ``train_images`` at the shape's batch holds fewer."""
+    from trainer.train import steps_per_execution
+
+    global_batch = config.batch_size * config.replicas
+    spe = steps_per_execution(config.batch_size, config.replicas)
+    timed = -(-max(steps, 2 * spe) // spe) * spe + spe  # the first call's steps are not counted
+    per_epoch = train_images // global_batch  # full batches, as trainer.data.pipeline's epochs
+    if per_epoch < timed:
+        fits = (per_epoch - spe) // spe * spe  # the most steps timed after the warm-up that one epoch holds
+        hint = (f"pass --steps {fits} or fewer" if fits >= max(2 * spe, 5) else
+                f"too few to time batch {global_batch}: calibrate on a larger dataset")
+        raise ValueError(f"--steps {steps}: {dataset} has {train_images} training images, {per_epoch} steps of "
+                         f"batch {global_batch} an epoch, and timing {steps} steps needs {timed} with the warm-up; "
+                         f"{hint}")
+    return timed
+
+
 def measure(config, pipeline, shape: DataShape, steps: int, cpus: float, gpu: bool) -> dict:
     """One shape's row (without device, data and import time)."""
     import keras
@@ -141,15 +160,8 @@ def measure(config, pipeline, shape: DataShape, steps: int, cpus: float, gpu: bo
         tf.config.experimental.reset_memory_stats("GPU:0")
     global_batch = config.batch_size * config.replicas
     spe = steps_per_execution(config.batch_size, config.replicas)
-    timed = -(-max(steps, 2 * spe) // spe) * spe + spe  # the first call's steps are not counted
+    timed = check_steps(config, steps, pipeline.train_examples(), pipeline.dataset_dir)
     per_epoch = pipeline.steps_per_epoch(global_batch)
-    if per_epoch < timed:
-        fits = (per_epoch - spe) // spe * spe  # the most steps timed after the warm-up that one epoch holds
-        hint = (f"pass --steps {fits} or fewer" if fits >= max(2 * spe, 5) else
-                f"too few to time batch {global_batch}: calibrate on a larger dataset")
-        raise ValueError(f"--steps {steps}: {pipeline.dataset_dir} has {pipeline.train_examples()} training images, "
-                         f"{per_epoch} steps of batch {global_batch} an epoch, and timing {steps} steps needs "
-                         f"{timed} with the warm-up; {hint}")
     t0 = time.perf_counter()
     with _strategy(config.replicas).scope():
         keras.utils.set_random_seed(config.seed)
@@ -196,7 +208,12 @@ def measure(config, pipeline, shape: DataShape, steps: int, cpus: float, gpu: bo
 
 
 def calibrate(spec, *, results, data_dir: Path, steps: int = STEPS, echo: Callable[[str], None] = print):
-    """Measure every shape of ``spec`` on this device; returns the calibration file written and its new rows."""
+    """Measure every shape of ``spec`` on this device; returns the calibration file written and its new rows. Steps
+    that the dataset's known sizes cannot hold are refused before anything is imported or prepared."""
+    shape = data_shape(spec.dataset, data_dir)
+    if shape.known:
+        for config in shapes_of(spec):
+            check_steps(config, steps, shape.train, spec.dataset)
     t0 = time.perf_counter()
     import keras  # noqa: F401 - timed: a trial pays this import in its fresh process
     import tensorflow as tf
@@ -209,7 +226,6 @@ def calibrate(spec, *, results, data_dir: Path, steps: int = STEPS, echo: Callab
     configure_tensorflow(int(cpus), max(1, spec.replicas))
     gpu = bool(tf.config.list_physical_devices("GPU"))
     device = local_device()
-    shape = data_shape(spec.dataset, data_dir)
     with tempfile.TemporaryDirectory(prefix="gnsweep-shards-") as tmp:
         prepared = prepared_data(spec, Path(data_dir))
         source = f"real ({prepared})" if prepared else f"generated shards of {shape.name}'s shape"

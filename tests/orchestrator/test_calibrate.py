@@ -19,7 +19,6 @@ resources: {cpu: 1}
 """
 
 
-
 @pytest.mark.slow
 def test_calibrate_writes_a_table_that_the_dry_run_uses(tmp_path):
     (tmp_path / "cal.yaml").write_text(SPEC)
@@ -48,7 +47,8 @@ def test_calibrate_writes_a_table_that_the_dry_run_uses(tmp_path):
 
 def test_a_dataset_too_small_for_the_steps_names_steps(tmp_path):
     """1,437 digits make 44 steps of batch 32 an epoch; 60 timed steps need 62 with the warm-up. The error said
-    'calibrating needs 62' without naming the option that sets it."""
+    'calibrating needs 62' without naming the option that sets it. The digits' sizes are known: the steps are
+    refused before the digits are prepared (or TensorFlow imported)."""
     (tmp_path / "cal.yaml").write_text(SPEC)
     run = gnsweep("calibrate", "cal.yaml", "--steps", "60", cwd=tmp_path)
     assert run.returncode == 2, run.stdout + run.stderr
@@ -56,4 +56,4 @@ def test_a_dataset_too_small_for_the_steps_names_steps(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("gnsweep: --steps 60: "), run.stderr
     assert "1437 training images, 44 steps of batch 32 an epoch" in lines[0]
     assert lines[0].endswith("; pass --steps 42 or fewer"), lines[0]
-    assert not (tmp_path / "results").exists()
+    assert not (tmp_path / "results").exists() and not (tmp_path / "data").exists()
