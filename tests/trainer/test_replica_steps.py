@@ -17,7 +17,7 @@ from trainer.train import _strategy
 strategy = _strategy(2)
 for spe in (1, 4):
     with strategy.scope():
-        m = build_model("resnet8", norm="bn", num_classes=10, input_shape=(16, 16, 3))
+        m = build_model("seed_cnn", norm="bn", num_classes=10, input_shape=(16, 16, 3))  # the lightest model
         m.compile(keras.optimizers.SGD(0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   steps_per_execution=spe)
     x = np.random.rand(64, 16, 16, 3).astype("float32"); y = np.random.randint(0, 10, 64).astype("int32")
