@@ -4,9 +4,10 @@ trials. Both use ``study_kind``, the one rule."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Mapping
+from typing import TYPE_CHECKING, Iterable, Mapping
 
-import pandas as pd
+if TYPE_CHECKING:  # a spec's plan needs study_kind only: loading a spec does not import pandas
+    import pandas as pd
 
 DIMS = ("norm", "batch_size", "groups", "channels_per_group")
 KINDS = ("norms", "batch_size", "groups", "channels_per_group", "single")
