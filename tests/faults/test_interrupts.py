@@ -140,6 +140,14 @@ def test_every_listening_socket_is_on_loopback_or_behind_the_token(stopped_twice
 
 
 @pytest.mark.slow
+def test_a_dashboard_on_every_interface_is_warned_about(stopped_twice):
+    """With Ray's token on (2.60's default), a dashboard beyond loopback starts, with a warning saying what guards it
+    (that Ray's own servers stay on loopback is the listening sockets' test above)."""
+    assert ("warning: the Ray dashboard listens on 0.0.0.0; requests need Ray's token (~/.ray/auth_token)"
+            in stopped_twice["first"].stdout), stopped_twice["first"].tail()
+
+
+@pytest.mark.slow
 def test_the_launch_says_how_to_open_its_dashboard_without_printing_the_token(stopped_twice):
     """Token authentication is on for loopback too; the launch says where the token is and how to send it."""
     out = stopped_twice["first"].stdout
