@@ -120,6 +120,8 @@ def window_open(log: list[tuple[str, str]]) -> set[str]:
     return deleting - published
 
 
+# in the bucket each of the nineteen kill points is tens of requests to the S3 server: 13 s alone, 28 s in a loaded run
+@pytest.mark.parametrize("sweep", ["local", pytest.param("s3", marks=pytest.mark.slow)], indirect=True)
 def test_a_kill_before_any_step_of_a_fold_leaves_each_row_once(sweep, monkeypatch):
     write_old_layout(sweep)
     steps = recording(monkeypatch)
