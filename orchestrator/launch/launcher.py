@@ -280,13 +280,14 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
     from orchestrator.cost.packing import memory_warnings
 
     warnings = [f"warning: {spec_path}: {w}" for w in memory_warnings(spec)]
+    from orchestrator.cost.estimate import data_shape
+
+    shape = data_shape(spec.dataset, opts.data_dir)
+    if shape.known:  # batches past the training set refused before the dataset is prepared (the digits are known)
+        check_batches(spec, shape.train, spec.dataset, str(spec_path))
     if opts.dry_run:
         from orchestrator.cost.costs import dry_run_lines
-        from orchestrator.cost.estimate import data_shape
 
-        shape = data_shape(spec.dataset, opts.data_dir)
-        if shape.known:
-            check_batches(spec, shape.train, spec.dataset, str(spec_path))
         try:  # what the launch would refuse, the dry run refuses too
             refusal(Location.of(opts.results) / spec.name, spec,
                     {"train": shape.train, "val": shape.val} if shape.known else None)

@@ -275,7 +275,8 @@ def test_cli_reads_at_most_a_spec_whatever_the_file(kind, gnsweep, tmp_path):
 @pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "launch"])
 @pytest.mark.parametrize("dataset", ["builtin:digits", "prepared"])
 def test_a_batch_larger_than_the_training_set_is_refused(dataset, dry_run, gnsweep, digits_dataset, tmp_path):
-    """The dry run estimated a batch of 2048 on the 1,437 digits (zero steps an epoch) as if it could run."""
+    """The dry run estimated a batch of 2048 on the 1,437 digits (zero steps an epoch) as if it could run. The
+    digits' size is known: a launch refuses before preparing them."""
     name = str(digits_dataset) if dataset == "prepared" else dataset
     path = tmp_path / "big-batch.yaml"
     path.write_text(study("{norm: [bn], batch_size: [32, 2048]}", dataset=name))
@@ -287,4 +288,4 @@ def test_a_batch_larger_than_the_training_set_is_refused(dataset, dry_run, gnswe
     assert run.returncode == 2, (run.stdout, run.stderr)
     assert run.stderr.splitlines() == [f"gnsweep: {path}: studies.s.batch_size.1: 2048 is larger than the 1,437 "
                                        f"training images of {name}"], run.stderr
-    assert not results.exists()
+    assert not results.exists() and not (tmp_path / "data").exists()
