@@ -74,13 +74,14 @@ def pytest_report_header(config):
 
 @pytest.fixture(scope="session")
 def shared_ray():
-    """One local Ray cluster for the whole run (4 logical CPUs; every worker's launches that need no Ray of their own
-    join it): ``Launch(..., ray=shared_ray)`` or ``gnsweep("launch", ..., "--address", shared_ray.address)``. Its
-    workers hold the test S3 server's fake credentials (any worker's server: each bucket URI names its endpoint) and
-    cache datasets from the bucket in ``run_shared.node_cache()``, so that sweeps in the ``bucket`` join it too."""
+    """One local Ray cluster for the whole run, which every worker's launches that need no Ray of their own join:
+    ``Launch(..., ray=shared_ray)`` or ``gnsweep("launch", ..., "--address", shared_ray.address)``. 8 logical CPUs,
+    so that one module's trials do not hold up another module's launch. Its workers hold the test S3 server's fake
+    credentials (any worker's server: each bucket URI names its endpoint) and cache datasets from the bucket in
+    ``run_shared.node_cache()``, so that sweeps in the ``bucket`` join it too."""
     from trainer.data.cache import CACHE_ENV
 
-    return run_shared.shared_ray(num_cpus=4, env={**CREDENTIALS, CACHE_ENV: str(run_shared.node_cache())})
+    return run_shared.shared_ray(num_cpus=8, env={**CREDENTIALS, CACHE_ENV: str(run_shared.node_cache())})
 
 
 @pytest.fixture(scope="session")

@@ -48,10 +48,10 @@ def kill_each_after_its_first_epoch(launch, sweep_dir) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def failing_sweep(tmp_path_factory, digits_dataset, shared_ray):
-    """Three sweeps side by side on the shared Ray. "failures": four real Keras trials (seed_cnn); the worker of each
-    of KILLED is SIGKILLed right after its first epoch is recorded, and a poller reads the tables every 50 ms
-    throughout. With the fake trainer: "raising", one trial that raises in its first epoch on each attempt;
-    "diverge", one trial whose first epoch has NaN losses. (That a launch's own Ray goes with it is
+    """Three sweeps side by side on the shared Ray. "failures": four real Keras trials (seed_cnn), two at a time;
+    the worker of each of KILLED is SIGKILLed right after its first epoch is recorded, and a poller reads the tables
+    every 50 ms throughout. With the fake trainer: "raising", one trial that raises in its first epoch on each
+    attempt; "diverge", one trial whose first epoch has NaN losses. (That a launch's own Ray goes with it is
     tests/faults/test_interrupts.py's and test_driver_kill.py's.)"""
     root = tmp_path_factory.mktemp("failures")
     spec = write_spec(root / "failures.yaml", digits_dataset, name="failures", epochs=EPOCHS, retries=1,
@@ -63,7 +63,7 @@ def failing_sweep(tmp_path_factory, digits_dataset, shared_ray):
     sweep_dir = root / "results" / "failures"
     poller = ResultsPoller(sweep_dir, watch_latest=KILLED)
     poller.start()
-    launch = Launch(spec, root / "results", cwd=root, ray=shared_ray)
+    launch = Launch(spec, root / "results", "--max-concurrent", "2", cwd=root, ray=shared_ray)
     raising = Launch(raising_spec, root / "results", cwd=root, ray=shared_ray,
                      extra_env=fake_trainer_env(fail={"*": 1}))
     diverge = Launch(diverge_spec, root / "results", cwd=root, ray=shared_ray,
