@@ -311,8 +311,8 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
         raise LaunchError(f"--results {e}") from None
     dataset_dir = data.resolve_dataset(spec.dataset, Path(opts.data_dir).resolve())
     dataset_dir = dataset_dir.resolve() if isinstance(dataset_dir, Path) else dataset_dir
-    data.check_prepared(dataset_dir)
-    check_batches(spec, data.load_info(dataset_dir).counts["train"], spec.dataset, str(spec_path))
+    info = data.check_prepared(dataset_dir)
+    check_batches(spec, info.counts["train"], spec.dataset, str(spec_path))  # the data as prepared now
     from orchestrator.tune.run import TrainerChoice
 
     try:
