@@ -78,7 +78,7 @@ def launch(
     from orchestrator.launch.launcher import launch as run_launch
     from orchestrator.launch.network import NetworkError
     from orchestrator.spec.problems import SpecError
-    from results.store import DamagedResults
+    from results.damage import DamagedResults
     from orchestrator.launch.address import AddressError
     from trainer.data import DataError
 
@@ -133,7 +133,7 @@ def status(
     """One line per trial: status, epochs done, latest and final error, time left; then the counts and time left."""
     from orchestrator.watch.status import status_lines
     from orchestrator.watch.tally import TallyError
-    from results.store import DamagedResults
+    from results.damage import DamagedResults
     from trainer.storage import StorageError, sweep_location
 
     check_folders((results, "--results", False, True))
@@ -164,7 +164,7 @@ def report(
 ) -> None:
     """Write the paper's tables and figures for a sweep to DIR/NAME/report/ (report.md, report.html)."""
     from results.report import ReportError, write_report
-    from results.store import DamagedResults
+    from results.damage import DamagedResults
     from trainer.storage import StorageError, sweep_location
 
     check_folders((results, "--results", False, True), (out, "--out", True, False))

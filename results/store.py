@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,6 +27,9 @@ from results.parquet_folder import ARROW_ERRORS, ParquetFolder, StoreError, writ
 from results.records import ClaimRow, EpochRow, LaunchRecord, PlanRecord, SweepRecord, TrialRow, from_json_text
 from results.schema import CLAIM_SCHEMA, EPOCH_SCHEMA, TRIAL_SCHEMA
 from trainer.storage import Location
+
+if TYPE_CHECKING:  # the readers' return type; to_pandas() imports pandas, not loading a spec or taking a claim
+    import pandas as pd
 
 __all__ = ["DamagedResults", "RowError", "StoreError", "SweepTables", "check_sweep", "fold_sweep", "fold_trial",
            "launch_file", "read_epoch_rows", "read_epochs", "read_launch", "read_plan", "read_sweep", "read_trial_rows",
