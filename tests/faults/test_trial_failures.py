@@ -34,8 +34,9 @@ def kill_each_after_its_first_epoch(launch, sweep_dir) -> dict[str, list[str]]:
     killed: dict[str, list[str]] = {}
 
     def kill_ready() -> bool:
+        recorded = epoch_rows(sweep_dir)  # one read of the table per poll for all four trials, not one each
         for key in KILLED:
-            if key not in killed and epoch_rows(sweep_dir, key):
+            if key not in killed and any(row.startswith(f"{key}-e") for row in recorded):
                 workers = launch.workers(key)
                 assert len(workers) == 1, f"expected one worker for {key}, found {workers}\n{launch.tail()}"
                 os.kill(workers[0], signal.SIGKILL)
