@@ -26,8 +26,15 @@ def default_shards(examples: int, cap: int) -> int:
 
 def write_shards(src: Source, tmp: Path, num_shards: dict, *, skip_bad: bool, seed: int,
                  progress: bool) -> DatasetInfo:
-    """Write ``src``'s splits into ``tmp``; DataError (one line) for bad images unless ``skip_bad``."""
+    """Write ``src``'s splits into ``tmp``; DataError (one line) for bad images unless ``skip_bad``. Images whose
+    size or zip header shows they cannot be read are refused before any image is decoded (or TensorFlow imported);
+    the others only once every image was decoded."""
     import numpy as np
+
+    if not skip_bad:
+        early = [f"{src.show(e.key)} (unreadable: {why})" for e in src.train + src.val if (why := src.problem(e.key))]
+        if early:
+            raise _unreadable(early)
 
     rng = np.random.default_rng(seed)
     stats = PixelStats()
@@ -47,7 +54,7 @@ def write_shards(src: Source, tmp: Path, num_shards: dict, *, skip_bad: bool, se
                 shards[split].append({"file": file, "examples": written, "bytes": (tmp / file).stat().st_size,
                                       "sha256": file_digest(tmp / file, "sha256")})
     if bad and not skip_bad:
-        raise DataError(f"{len(bad)} unreadable images: {some(bad)} (use --skip-bad to leave them out)")
+        raise _unreadable(bad)
     for split in ("train", "val"):
         empty = [s["file"] for s in shards[split] if s["examples"] == 0]
         if empty:
@@ -62,6 +69,10 @@ def write_shards(src: Source, tmp: Path, num_shards: dict, *, skip_bad: bool, se
     return DatasetInfo(name=src.name, image_size=(h, w), num_classes=len(src.classes), classes=src.classes,
                        counts=counts, shards=shards, label_rule=LABEL_RULE,
                        augment={"pad": h // 8, "flip": src.flip}, normalize=stats.normalize(), source=src.source)
+
+
+def _unreadable(bad: list[str]) -> DataError:
+    return DataError(f"{len(bad)} unreadable images: {some(bad)} (use --skip-bad to leave them out)")
 
 
 def write_shard(path: Path, entries: list[Entry], src: Source, stats: PixelStats | None, bad: list[str],

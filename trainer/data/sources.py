@@ -37,6 +37,7 @@ class Source:
     read: Callable[[str], bytes]  # raises trees.Unreadable
     show: Callable[[str], str]
     flip: bool
+    problem: Callable[[str], str | None] = lambda key: None  # what a file's size or header shows, before reading it
 
 
 def canonical_source(source: str) -> str:
@@ -119,7 +120,8 @@ def tiny_source(tree: DirTree | ZipTree, name: str, canonical: str) -> Source:
         raise DataError(f"{tree.show(ann)}: lists no images")
     val.sort(key=lambda e: e.name)
     return Source(name=name, source=canonical, classes=classes, train=train, val=val,
-                  read=lambda rel: tree.read(rel, MAX_IMAGE_BYTES), show=tree.show, flip=True)
+                  read=lambda rel: tree.read(rel, MAX_IMAGE_BYTES), show=tree.show, flip=True,
+                  problem=lambda rel: tree.problem(rel, MAX_IMAGE_BYTES))
 
 
 def digits_source() -> Source:

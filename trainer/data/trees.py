@@ -3,7 +3,9 @@
 Both readers take paths relative to the dataset root, refuse any that would leave it, and read at most ``cap``
 bytes of a file: a zip member that inflates past its cap is refused after reading ``cap`` bytes, whatever its
 header says, so a small hostile archive cannot take the memory. What cannot be read raises ``Unreadable`` with the
-reason; the caller names the file (``show``) and decides whether it may be skipped.
+reason; the caller names the file (``show``) and decides whether it may be skipped. ``problem`` says what the
+file's size or zip header already shows is wrong, without reading it (a whole dataset in a second, before any
+image is decoded).
 """
 from __future__ import annotations
 
@@ -48,6 +50,13 @@ class DirTree:
             return []
         return sorted(f"{rel_dir}/{e.name}" for e in os.scandir(d) if e.is_file() and not e.name.startswith("."))
 
+    def problem(self, rel: str, cap: int) -> str | None:
+        try:
+            size = os.stat(self.root / rel).st_size
+        except OSError as e:
+            return e.strerror or str(e)
+        return _too_big(cap) if size > cap else None
+
     def read(self, rel: str, cap: int) -> bytes:
         try:
             with open(self.root / rel, "rb") as f:
@@ -82,17 +91,23 @@ class ZipTree:
     def files(self, rel_dir: str) -> list[str]:
         return sorted(r for r in self.dirs.get(rel_dir, []) if not r.rpartition("/")[2].startswith("."))
 
-    def read(self, rel: str, cap: int) -> bytes:
-        try:
-            info = self.zf.getinfo(self.prefix + rel)
-        except KeyError:
-            raise Unreadable("not in the archive") from None
+    def problem(self, rel: str, cap: int) -> str | None:
+        info = self.zf.NameToInfo.get(self.prefix + rel)
+        if info is None:
+            return "not in the archive"
         if info.flag_bits & 0x1:
-            raise Unreadable("encrypted (password-protected members cannot be read)")
+            return "encrypted (password-protected members cannot be read)"
         if info.compress_type not in _METHODS:
-            raise Unreadable(f"compression method {info.compress_type} is not supported")
+            return f"compression method {info.compress_type} is not supported"
         if info.file_size > cap:
-            raise Unreadable(_too_big(cap))
+            return _too_big(cap)
+        return None
+
+    def read(self, rel: str, cap: int) -> bytes:
+        problem = self.problem(rel, cap)
+        if problem:
+            raise Unreadable(problem)
+        info = self.zf.getinfo(self.prefix + rel)
         try:
             with self.zf.open(info) as f:
                 blob = f.read(cap + 1)
