@@ -1,6 +1,7 @@
-"""A launch's life with others around it, on real local Ray: what it exposes to the network while it runs, a second
-launch of the same sweep, Ctrl-C (SIGINT to the launch's process group, as a terminal sends it), SIGTERM (as ``kill``
-sends it), and the relaunches that resume what the signals stopped.
+"""A launch's life with others around it, on real local Ray: what it exposes to the network while it runs (its
+dashboard opened to the network on purpose, then on loopback as by default), a second launch of the same sweep,
+Ctrl-C (SIGINT to the launch's process group, as a terminal sends it), SIGTERM (as ``kill`` sends it), and the
+relaunches that resume what the signals stopped.
 
 The signalled launches start their own Ray (what they expose and what outlives them are the point). The trials
 train with the fake trainer (tests/support/fake_trainer.py: real Ray Tune, results writer and Parquet, no
@@ -12,9 +13,11 @@ import os
 import re
 import signal
 import socket
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
@@ -60,13 +63,43 @@ def routable_address() -> str:
     return "127.0.0.1"
 
 
-def http_status(url: str, token: str | None = None) -> int:
+def http_status(url: str, token: str | None = None) -> int | None:
+    """The HTTP status of a GET of ``url``; None when nothing answers there."""
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=20) as r:
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
+    except urllib.error.URLError:
+        return None
+
+
+def http_json(url: str, token: str):
+    with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}),
+                                timeout=20) as r:
+        return json.loads(r.read())
+
+
+def trial_actor_names(port: int, headers: dict, timeout: float = 180) -> list[str]:
+    """The repr names of the sweep's trial actors, as the dashboard's actor table shows them, once one is there."""
+    url = f"http://127.0.0.1:{port}/api/v0/actors?detail=1"
+    deadline, last = time.monotonic() + timeout, "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+                actors = json.loads(r.read())["data"]["result"]["result"]
+        except urllib.error.HTTPError as e:  # the state API answers 500 now and then while the cluster is busy
+            if e.code < 500:
+                raise
+            last, actors = f"HTTP {e.code}: {e.read()[:300]!r}", []
+        # Tune's function trainable; Ray 2.60 names its class wrap_function.<locals>.ImplicitFunc, which the state
+        # API's exact-match filter does not find by the short name: filtered here instead
+        names = sorted(a.get("repr_name") or "" for a in actors if a.get("class_name", "").endswith("ImplicitFunc"))
+        if names and all(names):
+            return names
+        time.sleep(0.5)
+    raise AssertionError(f"no named trial actor within {timeout}s (last: {last})")
 
 
 def mid_trial(sweep_dir: Path, before: dict):
@@ -113,10 +146,16 @@ def stopped_twice(tmp_path_factory, digits_dataset, shared_ray):
     story.update(first=first, statuses1=statuses(sweep_dir), files1=epoch_rows(sweep_dir),
                  claim_left1=(sweep_dir / "launch.json").exists())
 
-    # (2) the relaunch resumes; SIGTERM to the driver once it recorded a new epoch (trials hang in epoch 3)
-    second = Launch(spec, results, cwd=root, extra_env=fake_trainer_env(hang={"*": 3}))
+    # (2) the relaunch resumes, its dashboard where it is by default; SIGTERM to the driver once it recorded a new
+    # epoch (trials hang in epoch 3)
+    second = Launch(spec, results, "--dashboard", cwd=root, extra_env=fake_trainer_env(hang={"*": 3}))
     try:
         second.wait_for(mid_trial(sweep_dir, story["files1"]), "an epoch after the relaunch")
+        url = urlparse(re.search(r"Ray dashboard: (\S+)", second.stdout)[1])
+        story.update(default_dashboard=url.hostname, healthz=http_status(f"http://127.0.0.1:{url.port}/api/gcs_healthz"),
+                     beyond_loopback=http_status(f"http://{routable_address()}:{url.port}/api/gcs_healthz"),
+                     version=http_json(f"http://127.0.0.1:{url.port}/api/version", token),
+                     actors=trial_actor_names(url.port, {"Authorization": f"Bearer {token}"}))
         story["running_at_sigterm"] = {k for k, s in statuses(sweep_dir).items() if s == "running"}
         os.kill(second.proc.pid, signal.SIGTERM)
         story["rc2"] = second.wait(120)
@@ -137,6 +176,17 @@ def test_every_listening_socket_is_on_loopback_or_behind_the_token(stopped_twice
     open_ = [s for s in sockets if not loopback(s[0])]
     assert [(a, p) for a, p, _ in open_] == [("0.0.0.0", stopped_twice["dashboard_port"])], sockets
     assert stopped_twice["without_token"] in (401, 403) and stopped_twice["with_token"] == 200
+
+
+@pytest.mark.slow
+def test_the_default_dashboard_binds_to_loopback_and_names_the_trial_actors(stopped_twice):
+    """Without --dashboard-host the relaunch's dashboard answers on 127.0.0.1 only, with Ray's token, and its actor
+    table names each trial's actor by the trial (what a user looks for there)."""
+    assert stopped_twice["default_dashboard"] == "127.0.0.1"
+    assert stopped_twice["healthz"] == 200 and "ray_version" in stopped_twice["version"]
+    if not routable_address().startswith("127."):
+        assert stopped_twice["beyond_loopback"] is None, "the dashboard answered on a routable address"
+    assert stopped_twice["actors"] and set(stopped_twice["actors"]) <= set(KEYS), stopped_twice["actors"]
 
 
 @pytest.mark.slow
