@@ -61,9 +61,11 @@ def one_line_error(run, *names) -> str:
     return ours[0]
 
 
-def patch_member(archive: Path, member: str, *, flag_bits: int = 0, method: int | None = None) -> None:
-    """Set ``flag_bits`` (0x1: encrypted) or the compression ``method`` of ``member`` in its local header and its
-    central directory record, as a zip tool that encrypts or uses an exotic method would have written them."""
+def patch_member(archive: Path, member: str, *, flag_bits: int = 0, method: int | None = None,
+                 size: int | None = None) -> None:
+    """Set ``flag_bits`` (0x1: encrypted), the compression ``method`` or the uncompressed ``size`` of ``member`` in
+    its local header and its central directory record, as a zip tool that encrypts or uses an exotic method would
+    have written them (or one that declares a size the data does not have)."""
     with zipfile.ZipFile(archive) as zf:
         local, central = zf.getinfo(member).header_offset, zf.start_dir
     blob = bytearray(archive.read_bytes())
@@ -73,4 +75,6 @@ def patch_member(archive: Path, member: str, *, flag_bits: int = 0, method: int 
         struct.pack_into("<H", blob, flags_at, struct.unpack_from("<H", blob, flags_at)[0] | flag_bits)
         if method is not None:
             struct.pack_into("<H", blob, flags_at + 2, method)
+        if size is not None:  # the uncompressed size follows the flags, method, time, date, CRC and compressed size
+            struct.pack_into("<I", blob, flags_at + 16, size)
     archive.write_bytes(bytes(blob))
