@@ -42,15 +42,16 @@ def pytest_unconfigure(config):
 # (``make test PYTEST_ARGS=--durations=0``, summed per module). Refresh when one grows or shrinks a lot; a module not
 # listed runs after these (those with slow tests first).
 LONGEST = {
-    "tests/orchestrator/test_launch.py": 190, "tests/trainer/test_xla.py": 115,
-    "tests/faults/test_hostile_data.py": 92, "tests/faults/test_trial_failures.py": 91,
-    "tests/cluster/test_multinode.py": 75, "tests/results/test_folding.py": 66, "tests/faults/test_interrupts.py": 65,
-    "tests/cluster/test_gpu_packing.py": 60, "tests/cluster/test_bucket_only.py": 53, "tests/trainer/test_train.py": 50,
-    "tests/faults/test_hostile_specs.py": 47, "tests/bench/test_gpu_bench.py": 47,
-    "tests/results/test_damaged_results.py": 46, "tests/faults/test_bucket_sweep.py": 46,
-    "tests/faults/test_driver_kill.py": 41, "tests/faults/test_corrupt_data.py": 40,
-    "tests/trainer/test_checkpoints.py": 37, "tests/results/test_object_storage.py": 29,
-    "tests/results/test_verdicts.py": 29, "tests/orchestrator/test_calibrate.py": 26,
+    "tests/orchestrator/test_launch.py": 176, "tests/trainer/test_xla.py": 112,
+    "tests/faults/test_trial_failures.py": 92, "tests/results/test_folding.py": 78,
+    "tests/faults/test_interrupts.py": 73,
+    "tests/cluster/test_bucket_only.py": 60, "tests/trainer/test_train.py": 59, "tests/cluster/test_multinode.py": 49,
+    "tests/cluster/test_gpu_packing.py": 47, "tests/faults/test_bucket_sweep.py": 46,
+    "tests/faults/test_hostile_data.py": 45, "tests/results/test_damaged_results.py": 41,
+    "tests/trainer/test_checkpoints.py": 39, "tests/faults/test_corrupt_data.py": 39,
+    "tests/bench/test_gpu_bench.py": 37, "tests/faults/test_driver_kill.py": 31,
+    "tests/orchestrator/test_calibrate.py": 30, "tests/results/test_verdicts.py": 27,
+    "tests/results/test_object_storage.py": 26, "tests/faults/test_hostile_specs.py": 26,
 }
 
 
