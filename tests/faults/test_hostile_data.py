@@ -22,6 +22,7 @@ from data_faults import cut_sample, one_line_error, patch_member, zip_sample
 
 from tests.support.cli import GNSWEEP, gnsweep, process_env
 from tests.support.launches import wait_until
+from trainer.data import scratch
 from trainer.data.manifest import DataError
 from trainer.data.shards import write_shards
 from trainer.data.sources import open_source
@@ -193,11 +194,14 @@ def test_a_killed_prepare_leaves_a_scratch_folder_the_next_run_removes(sample_co
     args = [*GNSWEEP, "data", "prepare", str(sample_copy), "--out", str(tmp_path / "out")]
     proc = subprocess.Popen(args, cwd=tmp_path, env=process_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        scratch = wait_until(lambda: list(tmp_path.glob(".out.partial-*")), proc, "a scratch folder", 60)
+        # its marker, not just the folder: a kill between the two leaves a folder no run can prove is gnsweep's
+        # (left alone by design; a loaded CI machine once landed the kill there)
+        marker = wait_until(lambda: list(tmp_path.glob(f".out.partial-*/{scratch.MARKER}")), proc,
+                            "a scratch folder's marker", 60)
     finally:
         proc.kill()
         proc.wait()
-    assert scratch[0].exists()
+    assert marker[0].parent.exists()
     run = gnsweep("data", "prepare", sample_copy, "--out", tmp_path / "out", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "tiny-imagenet-200"]

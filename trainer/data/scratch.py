@@ -22,8 +22,10 @@ def make(parent: Path, name: str) -> Path:
     token = uuid.uuid4().hex
     folder = parent / f".{name}.partial-{token}"
     folder.mkdir()
-    (folder / MARKER).write_text(json.dumps({"id": token, "host": socket.gethostname(), "pid": os.getpid(),
-                                             "written_by": "gnsweep; removed by the next run if this one died"}))
+    draft = folder / f"{MARKER}.draft"  # renamed into place: a run killed mid-write leaves no half a marker
+    draft.write_text(json.dumps({"id": token, "host": socket.gethostname(), "pid": os.getpid(),
+                                 "written_by": "gnsweep; removed by the next run if this one died"}))
+    os.replace(draft, folder / MARKER)
     return folder
 
 
