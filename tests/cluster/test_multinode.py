@@ -1,7 +1,7 @@
 """A real Ray cluster of several nodes on one machine (``ray.cluster_utils.Cluster``): a sweep joined with
 ``--address`` spreads over the workers, survives losing the node a trial runs on, checks that every node sees the
-results, and ``gnsweep status`` reads what it wrote. (A local launch's dashboard, on loopback and opened to the network on
-purpose, is tests/faults/test_interrupts.py's.)
+results, and ``gnsweep status`` reads what it wrote. (A local launch's dashboard, on loopback and opened to the
+network on purpose, is tests/faults/test_interrupts.py's.)
 
 The cluster's head has no CPUs, so every trial runs on a worker that can be removed. Ray records the newest
 cluster's address in ``$RAY_TMPDIR/ray/ray_current_cluster`` and a plain ``ray.init()`` on the machine would join it,

@@ -63,11 +63,15 @@ def routable_address() -> str:
     return "127.0.0.1"
 
 
+def request(url: str, token: str | None = None) -> urllib.request.Request:
+    """A GET of ``url``, with Ray's token when one is given."""
+    return urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+
+
 def http_status(url: str, token: str | None = None) -> int | None:
     """The HTTP status of a GET of ``url``; None when nothing answers there."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=20) as r:
+        with urllib.request.urlopen(request(url, token), timeout=20) as r:
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
@@ -76,18 +80,17 @@ def http_status(url: str, token: str | None = None) -> int | None:
 
 
 def http_json(url: str, token: str):
-    with urllib.request.urlopen(urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"}),
-                                timeout=20) as r:
+    with urllib.request.urlopen(request(url, token), timeout=20) as r:
         return json.loads(r.read())
 
 
-def trial_actor_names(port: int, headers: dict, timeout: float = 180) -> list[str]:
+def trial_actor_names(port: int, token: str, timeout: float = 180) -> list[str]:
     """The repr names of the sweep's trial actors, as the dashboard's actor table shows them, once one is there."""
     url = f"http://127.0.0.1:{port}/api/v0/actors?detail=1"
     deadline, last = time.monotonic() + timeout, "no answer"
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=10) as r:
+            with urllib.request.urlopen(request(url, token), timeout=10) as r:
                 actors = json.loads(r.read())["data"]["result"]["result"]
         except urllib.error.HTTPError as e:  # the state API answers 500 now and then while the cluster is busy
             if e.code < 500:
@@ -152,10 +155,11 @@ def stopped_twice(tmp_path_factory, digits_dataset, shared_ray):
     try:
         second.wait_for(mid_trial(sweep_dir, story["files1"]), "an epoch after the relaunch")
         url = urlparse(re.search(r"Ray dashboard: (\S+)", second.stdout)[1])
-        story.update(default_dashboard=url.hostname, healthz=http_status(f"http://127.0.0.1:{url.port}/api/gcs_healthz"),
+        story.update(default_dashboard=url.hostname,
+                     healthz=http_status(f"http://127.0.0.1:{url.port}/api/gcs_healthz"),
                      beyond_loopback=http_status(f"http://{routable_address()}:{url.port}/api/gcs_healthz"),
                      version=http_json(f"http://127.0.0.1:{url.port}/api/version", token),
-                     actors=trial_actor_names(url.port, {"Authorization": f"Bearer {token}"}))
+                     actors=trial_actor_names(url.port, token))
         story["running_at_sigterm"] = {k for k, s in statuses(sweep_dir).items() if s == "running"}
         os.kill(second.proc.pid, signal.SIGTERM)
         story["rc2"] = second.wait(120)

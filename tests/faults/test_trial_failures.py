@@ -51,9 +51,9 @@ def kill_each_after_its_first_epoch(launch, sweep_dir) -> dict[str, list[str]]:
 def failing_sweep(tmp_path_factory, digits_dataset, shared_ray):
     """Three sweeps side by side on the shared Ray. "failures": four real Keras trials (seed_cnn), two at a time;
     the worker of each of KILLED is SIGKILLed right after its first epoch is recorded, and a poller reads the tables
-    every 50 ms throughout. With the fake trainer: "raising", one trial that raises in its first epoch on each
-    attempt; "diverge", one trial whose first epoch has NaN losses. (That a launch's own Ray goes with it is
-    tests/faults/test_interrupts.py's and test_driver_kill.py's.)"""
+    every 150 ms (and the checkpoint pointers every 50 ms) throughout. With the fake trainer: "raising", one trial
+    that raises in its first epoch on each attempt; "diverge", one trial whose first epoch has NaN losses. (That a
+    launch's own Ray goes with it is tests/faults/test_interrupts.py's and test_driver_kill.py's.)"""
     root = tmp_path_factory.mktemp("failures")
     spec = write_spec(root / "failures.yaml", digits_dataset, name="failures", epochs=EPOCHS, retries=1,
                       model="seed_cnn", studies=f"ok: {{norm: [bn, gn, ln, in], batch_size: [{BATCH}]}}")

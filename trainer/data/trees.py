@@ -92,8 +92,9 @@ class ZipTree:
         return sorted(r for r in self.dirs.get(rel_dir, []) if not r.rpartition("/")[2].startswith("."))
 
     def problem(self, rel: str, cap: int) -> str | None:
-        info = self.zf.NameToInfo.get(self.prefix + rel)
-        if info is None:
+        try:
+            info = self.zf.getinfo(self.prefix + rel)
+        except KeyError:
             return "not in the archive"
         if info.flag_bits & 0x1:
             return "encrypted (password-protected members cannot be read)"
