@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import run_shared
+from tests.support import local_ray, run_shared
 from tests.support.cli import repo_pythonpath
 from tests.support.s3 import CREDENTIALS, Bucket, s3_server
 
@@ -28,9 +28,11 @@ if str(Path(__file__).parent) in sys.path:
 
 def pytest_configure(config):
     """The run's first process (pytest-xdist's controller, or pytest alone) makes the folder its workers share
-    (tests/support/run_shared.py); the workers it starts find it in their environment."""
+    (tests/support/run_shared.py), which the workers it starts find in their environment, and Ray's token if the
+    machine has none."""
     if not hasattr(config, "workerinput"):
         config.run_shared = run_shared.create()
+        local_ray.ensure_token()
 
 
 def pytest_unconfigure(config):

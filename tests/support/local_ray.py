@@ -53,6 +53,17 @@ def _ray_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
 
 
+def ensure_token() -> None:
+    """Ray's token (``~/.ray/auth_token``) made with ``ray get-auth-token --generate`` where the machine has none yet,
+    once, before the test workers start. Ray otherwise writes it at the first ``ray.init`` that starts a cluster: on a
+    fresh machine the shared cluster's ``ray start`` (which never makes one) would find none, and launches started at
+    once by several workers would each write one, the last replacing the token of the clusters started before it."""
+    if (Path.home() / ".ray" / "auth_token").is_file():
+        return
+    subprocess.run([*_ray_command(), "get-auth-token", "--generate"], env=process_env(), check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 class LocalRay:
     """A running single-node Ray cluster: ``address`` to join, ``sid`` the session its processes (and the trials'
     workers) run in, ``session`` its session folder (logs, metrics port). Its nodes export metrics every second
