@@ -7,8 +7,8 @@ on one GPU.
 - the aggregate images/s of 4 packed batch-2 trials on one GPU (4 processes, each with its memory limit) against
   one alone; target >= 3x;
 - one epoch of a generated Tiny ImageNet-shaped dataset (100,000 train images written by
-  ``trainer.data.preparation.prepare``) through the input pipeline alone, against what resnet18 consumes at batch 32; target >= 2x; GPU utilisation from
-  nvidia-smi while resnet18 trains over the pipeline;
+  ``trainer.data.preparation.prepare``) through the input pipeline alone, against what resnet18 consumes at batch
+  32; target >= 2x; GPU utilisation from nvidia-smi while resnet18 trains over the pipeline;
 - a 2-epoch sweep of 4 packed trials through ``gnsweep launch``.
 
 Each GPU measurement runs in its own process configured as a trial is (``bench.gpu_worker``). On a machine without a
