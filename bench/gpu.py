@@ -28,7 +28,6 @@ BUDGET_S = 440  # the whole check within 8 minutes, with a margin for start-up
 RESERVED_S = {"rates": 250, "packed": 160, "pipeline": 60}  # seconds kept back, at each phase's end, for the rest
 PACKED, PACKED_FRACTION, RATES_FRACTION = 4, 0.125, 0.4
 TARGETS = {"packed": 3.0, "bf16": 1.5, "pipeline": 2.0}
-PRECISION_LABEL = {"mixed_bfloat16": "bf16", "float32": "float32"}
 
 
 def rate_rows(gpu: bool) -> list[dict]:
@@ -128,6 +127,7 @@ def _packed(table: Table, gpu: bool, deadline: float) -> None:
 
 def _pipeline(table: Table, gpu: bool, scratch: Path, deadline: float, measured: dict) -> None:
     from bench.gpu_probe import pipeline_epoch
+    from trainer.config import PRECISION_SUFFIX
 
     classes, per_class = (200, 500) if gpu else (10, 30)
     t0 = time.perf_counter()
@@ -138,6 +138,7 @@ def _pipeline(table: Table, gpu: bool, scratch: Path, deadline: float, measured:
     # float32 on CPU: a CPU without bfloat16 units emulates it (12 img/s against 98 here, 38 CPU-s against 12); the
     # rates rows run mixed_bfloat16 on CPU too, so that path cannot rot either
     precision = "mixed_bfloat16" if gpu else "float32"
+    shown = PRECISION_SUFFIX[precision] or precision  # bf16, as the trial keys say; float32 in full
     job = dict(mode="consume", dataset=str(prepared), model=model, batch=32, precision=precision,
                xla=gpu, steps=1000 if gpu else 4, fraction=RATES_FRACTION if gpu else None)
     with gpu_utilisation() as util:
@@ -146,9 +147,9 @@ def _pipeline(table: Table, gpu: bool, scratch: Path, deadline: float, measured:
     label = f"{classes * per_class:,} imgs"
     table.add("pipeline", "-", 32, label, "-", "-", rate(delivered), f"made in {made:.0f} s", "-", "-", "-")
     if consumed:
-        table.add("consumed", model, 32, "bn", "on" if gpu else "off", PRECISION_LABEL[precision], rate(consumed),
+        table.add("consumed", model, 32, "bn", "on" if gpu else "off", shown, rate(consumed),
                   f"GPU util {util.mean:.0f}%" if util.mean is not None else "no nvidia-smi",
                   ratio(delivered / consumed), f">= {TARGETS['pipeline']:g}x" if gpu else "-",
                   verdict(delivered / consumed, TARGETS["pipeline"]) if gpu else "-")
     else:
-        table.add("consumed", model, 32, "bn", "-", PRECISION_LABEL[precision], "not measured", "-", "-", "-", "-")
+        table.add("consumed", model, 32, "bn", "-", shown, "not measured", "-", "-", "-", "-")
