@@ -4,6 +4,12 @@
 two minutes on a port that accepts connections, 40 s and more on a dead one) and raises a bare ValueError on a
 malformed one. So the address is parsed here, its port tried with a plain TCP connection, and the cluster's GCS
 asked whether it is alive, each within a few seconds, before ``ray.init`` runs.
+
+Ray's token authentication (Ray 2.60) has two traps of its own. A cluster that checks tokens answers a driver that
+sends none (``RAY_AUTH_MODE`` unset or ``disabled``) or a wrong one at once with an AuthenticationError, which read as
+"no Ray cluster answered". And with ``RAY_AUTH_MODE=token`` but no token to be found, Ray's C++ client ends the
+process at its first call (a failed check, exit 1, its message on the file descriptor gnsweep sends to its native
+log): the launch exited 1 and printed nothing. Both are said here in one line.
 """
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ import os
 import re
 import socket
 import threading
+
+from orchestrator.launch.network import AUTH_ENV, token_source
 
 CONNECT_SECONDS = 5.0  # a TCP connection to the head's port
 ANSWER_SECONDS = 15.0  # the GCS's answer once connected
@@ -47,10 +55,48 @@ def _resolve_auto(label: str) -> str:
                            f"{str(e).splitlines()[0][:160]})") from None
 
 
-def _gcs_alive(address: str, seconds: float) -> bool:
-    """Whether the GCS at ``address`` answers within ``seconds``. Ray's client waits 40 s and more before it gives
-    up, so it runs on a daemon thread that is left behind when it does not answer in time."""
-    answer: list[bool] = []
+def _token_found() -> bool:
+    """Whether Ray finds a token where it looks (Ray 2.60: ``RAY_AUTH_TOKEN``, else the file ``RAY_AUTH_TOKEN_PATH``,
+    else ``~/.ray/auth_token``)."""
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return bool(f.read().strip())
+    except OSError:
+        return False
+
+
+def _token_mode() -> bool:
+    """Whether this driver sends a token (Ray 2.60 sends one only with ``RAY_AUTH_MODE=token``)."""
+    return (os.environ.get(AUTH_ENV) or "").strip().lower() == "token"
+
+
+def _check_token(address: str, label: str) -> None:
+    """Refuse, before Ray's client ends the process for it, a token mode with no token to send."""
+    if _token_mode() and not _token_found():
+        raise AddressError(f"{label} {address}: {AUTH_ENV}=token, but Ray finds no token to send ({token_source()} "
+                           f"holds none); put the cluster's token there (`ray get-auth-token` on its head prints it)")
+
+
+def _refused(address: str, label: str) -> AddressError:
+    """The one line for a cluster that answered and refused this driver's token (or its lack of one)."""
+    if not _token_mode():
+        return AddressError(f"{label} {address}: the Ray cluster there checks tokens and this launch sent none "
+                            f"({AUTH_ENV} is {os.environ.get(AUTH_ENV) or 'unset'}): set {AUTH_ENV}=token with the "
+                            f"cluster's token in ~/.ray/auth_token, RAY_AUTH_TOKEN_PATH or RAY_AUTH_TOKEN (`ray "
+                            f"get-auth-token` on its head prints it)")
+    return AddressError(f"{label} {address}: the Ray cluster there checks tokens and refused the one from "
+                        f"{token_source()}: it is not this cluster's (`ray get-auth-token` on its head prints the "
+                        f"right one)")
+
+
+def _ask_gcs(address: str, seconds: float) -> bool | Exception:
+    """True when the GCS at ``address`` answers within ``seconds`` that it is alive; the error it answered with
+    instead; False when it does not answer in time. Ray's client waits 40 s and more before it gives up, so it runs
+    on a daemon thread that is left behind when it does not answer in time."""
+    answer: list[bool | Exception] = []
 
     def ask() -> None:
         from ray._raylet import GcsClient
@@ -58,13 +104,21 @@ def _gcs_alive(address: str, seconds: float) -> bool:
         try:
             GcsClient(address=address).check_alive([], timeout=seconds)
             answer.append(True)
-        except Exception:
-            answer.append(False)
+        except Exception as e:  # noqa: BLE001 - whatever the client raises is the answer
+            answer.append(e)
 
     thread = threading.Thread(target=ask, name="gnsweep-gcs-probe", daemon=True)
     thread.start()
     thread.join(seconds)
-    return bool(answer and answer[0])
+    return answer[0] if answer else False
+
+
+def _is_auth_error(error: BaseException) -> bool:
+    try:
+        from ray.exceptions import AuthenticationError
+    except ImportError:  # a Ray without token authentication
+        return False
+    return isinstance(error, AuthenticationError)
 
 
 def check_address(address: str, label: str, *, connect_seconds: float = CONNECT_SECONDS,
@@ -84,9 +138,14 @@ def check_address(address: str, label: str, *, connect_seconds: float = CONNECT_
     except OSError as e:  # refused, unreachable, unknown host
         raise AddressError(f"{label} {address}: cannot connect ({e.strerror or e}); is the Ray head running "
                            f"there?") from None
-    if not client and not _gcs_alive(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}", answer_seconds):
-        raise AddressError(f"{label} {address}: something listens there, but no Ray cluster answered within "
-                           f"{answer_seconds:g} s; name the head's GCS port (6379 by default)")
+    _check_token(address, label)
+    if not client:
+        answer = _ask_gcs(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}", answer_seconds)
+        if isinstance(answer, Exception) and _is_auth_error(answer):
+            raise _refused(address, label)
+        if answer is not True:
+            raise AddressError(f"{label} {address}: something listens there, but no Ray cluster answered within "
+                               f"{answer_seconds:g} s; name the head's GCS port (6379 by default)")
     return address
 
 
@@ -98,6 +157,10 @@ def connect(address: str, label: str, **init_kwargs):
     checked = check_address(address, label)
     try:
         return ray.init(address=checked, **init_kwargs)
-    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
+    except Exception as e:
+        if _is_auth_error(e):
+            raise _refused(address, label) from None
+        if not isinstance(e, (ConnectionError, ValueError, RuntimeError, TimeoutError)):
+            raise
         raise AddressError(f"{label} {address}: cannot join the Ray cluster ({e.__class__.__name__}: "
                            f"{' '.join(str(e).split())[:200]})") from None

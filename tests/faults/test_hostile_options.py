@@ -131,14 +131,37 @@ def test_a_port_that_answers_but_is_no_ray_cluster_is_refused_within_the_timeout
 
 
 @pytest.mark.slow
-def test_a_live_cluster_passes_the_check():
-    from ray.cluster_utils import Cluster
+def test_a_live_cluster_passes_the_check(workdir, shared_ray):
+    """The shared cluster, joined with its token: the check lets the launch through to ``ray.init``."""
+    proc = run(workdir, "launch", "spec.yaml", "--dry-run", "--address", shared_ray.address,
+               env={"RAY_ADDRESS": None, "RAY_AUTH_TOKEN": None, "RAY_AUTH_TOKEN_PATH": None, **shared_ray.join_env})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "wall time on the connected cluster" in proc.stdout and proc.stderr == "", proc.stdout + proc.stderr
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-    try:
-        assert check_address(cluster.address, "--address") == cluster.address
-    finally:
-        cluster.shutdown()
+
+TOKENS = [  # what the launch's shell holds, whether it is a dry run, and what its one line says
+    ({"RAY_AUTH_MODE": "disabled"}, False, "checks tokens and this launch sent none (RAY_AUTH_MODE is disabled): "
+                                           "set RAY_AUTH_MODE=token"),
+    ({"RAY_AUTH_MODE": None}, True, "checks tokens and this launch sent none (RAY_AUTH_MODE is unset)"),
+    ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "0" * 32}, False,
+     "refused the one from the RAY_AUTH_TOKEN variable: it is not this cluster's"),
+    ({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": "/nonexistent/gnsweep-token"}, False,
+     "RAY_AUTH_MODE=token, but Ray finds no token to send (/nonexistent/gnsweep-token holds none)"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("env,dry_run,says", TOKENS, ids=["auth-disabled", "auth-unset", "wrong-token", "no-token"])
+def test_a_cluster_that_refuses_the_token_is_one_line(env, dry_run, says, workdir, shared_ray):
+    """The shared cluster checks tokens. A launch that sent none or a wrong one was told that no Ray cluster answered
+    within 15 s (the refusal comes at once); one in token mode with no token anywhere exited 1 and printed nothing
+    (Ray's client ends the process, its message in gnsweep's native log)."""
+    args = ["launch", "spec.yaml", "--results", "results", "--data-dir", "data", *(["--dry-run"] if dry_run else [])]
+    proc = run(workdir, *args, "--address", shared_ray.address,
+               env={"RAY_ADDRESS": None, "RAY_AUTH_TOKEN": None, "RAY_AUTH_TOKEN_PATH": None, **env})
+    line = refused(proc, f"--address {shared_ray.address}: ", says, "`ray get-auth-token` on its head prints")
+    assert (Path.home() / ".ray" / "auth_token").read_text().strip() not in line
+    nothing_written(workdir)
 
 
 # --- folder options -------------------------------------------------------------------------------------------------
