@@ -18,7 +18,7 @@ import re
 import socket
 import threading
 
-from orchestrator.launch.network import AUTH_ENV, token_source
+from orchestrator.launch.network import AUTH_ENV, token_found, token_source
 
 CONNECT_SECONDS = 5.0  # a TCP connection to the head's port
 ANSWER_SECONDS = 15.0  # the GCS's answer once connected
@@ -55,19 +55,6 @@ def _resolve_auto(label: str) -> str:
                            f"{str(e).splitlines()[0][:160]})") from None
 
 
-def _token_found() -> bool:
-    """Whether Ray finds a token where it looks (Ray 2.60: ``RAY_AUTH_TOKEN``, else the file ``RAY_AUTH_TOKEN_PATH``,
-    else ``~/.ray/auth_token``)."""
-    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
-        return True
-    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return bool(f.read().strip())
-    except OSError:
-        return False
-
-
 def _token_mode() -> bool:
     """Whether this driver sends a token (Ray 2.60 sends one only with ``RAY_AUTH_MODE=token``)."""
     return (os.environ.get(AUTH_ENV) or "").strip().lower() == "token"
@@ -75,7 +62,7 @@ def _token_mode() -> bool:
 
 def _check_token(address: str, label: str) -> None:
     """Refuse, before Ray's client ends the process for it, a token mode with no token to send."""
-    if _token_mode() and not _token_found():
+    if _token_mode() and not token_found():
         raise AddressError(f"{label} {address}: {AUTH_ENV}=token, but Ray finds no token to send ({token_source()} "
                            f"holds none); put the cluster's token there (`ray get-auth-token` on its head prints it)")
 

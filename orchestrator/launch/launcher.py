@@ -261,7 +261,7 @@ def launch(spec_path: str | Path, opts: LaunchOptions, echo: Callable[[str], Non
 def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher) -> int:
     from results.terminal import terminal_text
     from orchestrator.launch.lock import lock_sweep
-    from orchestrator.launch.network import check_exposure
+    from orchestrator.launch.network import check_exposure, check_local_token
     from orchestrator.spec.file import load_spec
     from orchestrator.spec.validation import check_batches
     from orchestrator.launch.address import check_address, named_address
@@ -276,6 +276,7 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
     address = check_address(*named) if named else None
     if not named:
         check_exposure(opts.dashboard, opts.dashboard_host, opts.allow_open_network, echo)
+        check_local_token()
     trials = plan_trials(spec)
     from orchestrator.cost.packing import memory_warnings
 

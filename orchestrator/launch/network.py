@@ -87,6 +87,29 @@ def token_source() -> str:
     return os.environ.get("RAY_AUTH_TOKEN_PATH") or "~/.ray/auth_token"
 
 
+def token_found() -> bool:
+    """Whether Ray finds a token where it looks (as ``token_source`` says)."""
+    if os.environ.get("RAY_AUTH_TOKEN", "").strip():
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.join(os.path.expanduser("~"), ".ray", "auth_token")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return bool(f.read().strip())
+    except OSError:
+        return False
+
+
+def check_local_token() -> None:
+    """Refuse a local launch whose Ray could not read its token. Ray 2.60 makes ``~/.ray/auth_token`` for a local
+    cluster where it finds no token, but a ``RAY_AUTH_TOKEN_PATH`` it cannot read ends ``ray.init`` with a traceback
+    (after the plan was printed and the sweep's record written)."""
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    if token_auth_on() and path and not token_found():
+        raise NetworkError(f"RAY_AUTH_TOKEN_PATH {path}: cannot be read or holds no token, and the local Ray takes its "
+                           f"token from there; unset it (Ray then makes ~/.ray/auth_token) or name a file that holds "
+                           f"one")
+
+
 def dashboard_lines(url: str, token_auth: bool) -> list[str]:
     """The dashboard's address and how to get in: with Ray's token authentication on (Ray 2.60 turns it on for every
     cluster ``ray.init`` starts, loopback included), the page asks for the token before it shows anything, and

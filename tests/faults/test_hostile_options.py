@@ -164,6 +164,18 @@ def test_a_cluster_that_refuses_the_token_is_one_line(env, dry_run, says, workdi
     nothing_written(workdir)
 
 
+@pytest.mark.parametrize("dry_run", [False, True], ids=["launch", "dry-run"])
+def test_a_local_launch_whose_token_file_cannot_be_read_is_one_line(dry_run, workdir):
+    """A RAY_AUTH_TOKEN_PATH that names no readable token: ray.init's traceback (exit 1) once the plan was printed
+    and the sweep's record written; the dry run said nothing of it."""
+    args = ["launch", "spec.yaml", "--results", "results", "--data-dir", "data", *(["--dry-run"] if dry_run else [])]
+    missing = workdir / "no-token"
+    proc = run(workdir, *args, env={"RAY_ADDRESS": None, "RAY_AUTH_MODE": None, "RAY_AUTH_TOKEN": None,
+                                    "RAY_AUTH_TOKEN_PATH": str(missing)})
+    refused(proc, f"RAY_AUTH_TOKEN_PATH {missing}: cannot be read or holds no token")
+    nothing_written(workdir)
+
+
 # --- folder options -------------------------------------------------------------------------------------------------
 
 def write_sweep(sweep: Path) -> None:
