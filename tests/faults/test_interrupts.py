@@ -79,6 +79,15 @@ def http_status(url: str, token: str | None = None) -> int | None:
         return None
 
 
+def healthy(url: str, timeout: float = 30) -> int | None:
+    """``url``'s status once it is 200, else the last one within ``timeout``: the dashboard's GCS health check
+    answers 503 while its own query to the GCS times out, which a loaded machine makes happen now and then."""
+    deadline = time.monotonic() + timeout
+    while (status := http_status(url)) != 200 and status is not None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return status
+
+
 def http_json(url: str, token: str):
     with urllib.request.urlopen(request(url, token), timeout=20) as r:
         return json.loads(r.read())
@@ -156,7 +165,7 @@ def stopped_twice(tmp_path_factory, digits_dataset, shared_ray):
         second.wait_for(mid_trial(sweep_dir, story["files1"]), "an epoch after the relaunch")
         url = urlparse(re.search(r"Ray dashboard: (\S+)", second.stdout)[1])
         story.update(default_dashboard=url.hostname,
-                     healthz=http_status(f"http://127.0.0.1:{url.port}/api/gcs_healthz"),
+                     healthz=healthy(f"http://127.0.0.1:{url.port}/api/gcs_healthz"),
                      beyond_loopback=http_status(f"http://{routable_address()}:{url.port}/api/gcs_healthz"),
                      version=http_json(f"http://127.0.0.1:{url.port}/api/version", token),
                      actors=trial_actor_names(url.port, token))
