@@ -75,16 +75,22 @@ class LocalRay:
 
     join_env = {"RAY_AUTH_MODE": "token"}
 
-    def __init__(self, num_cpus: int = 2, timeout: float = 120, env: dict | None = None):
-        """``env`` adds to the environment of the cluster's processes, its workers included."""
+    def __init__(self, num_cpus: int = 2, timeout: float = 120, env: dict | None = None, dashboard: bool = False):
+        """``env`` adds to the environment of the cluster's processes, its workers included; ``dashboard`` starts
+        Ray's dashboard (and with it the Jobs API) on 127.0.0.1, at ``dashboard_url``."""
         from ray._private.services import get_node_ip_address
 
         self.tmp = Path(ray_tmpdir())
         port = _free_port()
         self.address = f"{get_node_ip_address()}:{port}"
         self.log = self.tmp / "ray-start.log"
+        self.dashboard_url = f"http://127.0.0.1:{_free_port()}" if dashboard else None
+        # the job agent's port too: Ray's default (52365) is held by the agent of any other cluster on the machine
+        shown = (["--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                  f"--dashboard-port={self.dashboard_url.rsplit(':', 1)[1]}",
+                  f"--dashboard-agent-listen-port={_free_port()}"] if dashboard else ["--include-dashboard=false"])
         cmd = [*_ray_command(), "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}", "--num-gpus=0",
-               "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={self.tmp}", "--block"]
+               *shown, "--disable-usage-stats", f"--temp-dir={self.tmp}", "--block"]
         env = process_env(RAY_TMPDIR=str(self.tmp), RAY_metrics_report_interval_ms="1000", **self.join_env,
                           **(env or {}))
         with open(self.log, "w") as log:
