@@ -35,7 +35,7 @@ def workdir(tmp_path) -> Path:
 
 
 def run(workdir: Path, *args, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in process_env(RAY_TMPDIR=str(workdir / "ray-tmp"), **(env or {})).items()
+    environment = {k: v for k, v in process_env(**{"RAY_TMPDIR": str(workdir / "ray-tmp"), **(env or {})}).items()
                    if v is not None}
     return subprocess.run([*GNSWEEP, *map(str, args)], cwd=workdir, env=environment, capture_output=True, text=True,
                           timeout=timeout)
@@ -131,10 +131,13 @@ def test_a_port_that_answers_but_is_no_ray_cluster_is_refused_within_the_timeout
 
 
 @pytest.mark.slow
-def test_a_live_cluster_passes_the_check(workdir, shared_ray):
-    """The shared cluster, joined with its token: the check lets the launch through to ``ray.init``."""
-    proc = run(workdir, "launch", "spec.yaml", "--dry-run", "--address", shared_ray.address,
-               env={"RAY_ADDRESS": None, "RAY_AUTH_TOKEN": None, "RAY_AUTH_TOKEN_PATH": None, **shared_ray.join_env})
+@pytest.mark.parametrize("auto", [False, True], ids=["host-port", "auto"])
+def test_a_live_cluster_passes_the_check(auto, workdir, shared_ray):
+    """The shared cluster, joined with its token: the check lets the launch through to ``ray.init``. ``auto`` (the
+    README's cluster command) finds it through its temp dir's record, as on a head node after ``ray start``."""
+    proc = run(workdir, "launch", "spec.yaml", "--dry-run", "--address", "auto" if auto else shared_ray.address,
+               env={"RAY_ADDRESS": None, "RAY_AUTH_TOKEN": None, "RAY_AUTH_TOKEN_PATH": None, **shared_ray.join_env,
+                    **({"RAY_TMPDIR": str(shared_ray.tmp)} if auto else {})})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "wall time on the connected cluster" in proc.stdout and proc.stderr == "", proc.stdout + proc.stderr
 
