@@ -235,6 +235,14 @@ def test_rayjob_runs_the_sweep_and_cleans_up():
     assert (ROOT / entrypoint[2]).is_file()
 
 
+@pytest.mark.parametrize("path", ["kuberay/rayjob.yaml", "kuberay/bucket/rayjob.yaml"])
+def test_a_stopped_rayjob_gives_the_driver_the_stop_window_of_ray_job_submit(path):
+    """The window between SIGTERM and SIGKILL that tests/cluster/test_ray_job.py shows gnsweep's clean stop needs."""
+    job_env = yaml.safe_load(load(path)["spec"]["runtimeEnvYAML"])["env_vars"]
+    assert job_env["RAY_JOB_STOP_WAIT_TIME_S"] == load("runtime_env.yaml")["env_vars"]["RAY_JOB_STOP_WAIT_TIME_S"]
+    assert int(job_env["RAY_JOB_STOP_WAIT_TIME_S"]) >= 30
+
+
 # --- SLURM -------------------------------------------------------------------------------------------------------
 
 SBATCH = ["slurm/sweep.sbatch", "slurm/sweep-manual.sbatch"]

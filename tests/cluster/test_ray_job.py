@@ -1,22 +1,28 @@
 """The cluster path cluster/README.md gives, run as written: ``ray job submit --runtime-env cluster/runtime_env.yaml
 --working-dir . -- gnsweep launch SPEC --results DIR`` against a real Ray head with its dashboard (the Jobs API) and
-Ray's token, twice. The job's driver finds the head through the RAY_ADDRESS that Ray sets (a Ray of its own would
-name another dashboard), starts Ray Tune there under the job's runtime env, and trains every trial (the fake trainer,
-imported from the uploaded checkout) into Parquet; the second job finds them all finished."""
+Ray's token. The job's driver finds the head through the RAY_ADDRESS that Ray sets (a Ray of its own would name
+another dashboard) and trains the trials (the fake trainer, imported from the uploaded checkout) into Parquet.
+``ray job stop`` in the middle stops it as Ctrl-C does (Ray's 3 s between SIGTERM and SIGKILL cut that stop short
+before runtime_env.yaml raised it); the same job submitted again resumes and finishes the sweep."""
+import json
 import os
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import yaml
 
+from results import store
 from tests.support.cli import REPO, fake_trainer_env, process_env, write_spec
+from tests.support.launches import assert_one_row_per_epoch, epoch_rows, statuses
 from tests.support.local_ray import LocalRay, _ray_command
 
 pytestmark = pytest.mark.slow
+EPOCHS = 2
+KEYS = ["bn-b64-s0", "gn-b64-g8-s0"]
 
 
 @pytest.fixture(scope="module")
@@ -30,44 +36,80 @@ def head():
         ray.stop()
 
 
-def submit(head: LocalRay, root: Path, spec: Path, results: Path) -> subprocess.CompletedProcess:
-    runtime = yaml.safe_load((REPO / "cluster" / "runtime_env.yaml").read_text())
-    runtime["env_vars"].update(fake_trainer_env())
-    (root / "runtime_env.yaml").write_text(yaml.safe_dump(runtime))
-    cmd = [*_ray_command(), "job", "submit", "--address", head.dashboard_url, "--runtime-env",
-           str(root / "runtime_env.yaml"), "--working-dir", str(REPO), "--",
-           "gnsweep", "launch", str(spec), "--results", str(results)]
+def ray_job(head: LocalRay, *args: str, root: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    """Ray's job CLI against ``head``, with its token; retried while a head just started has no job agent yet."""
     env = {k: v for k, v in process_env(**head.join_env).items() if k != "RAY_ADDRESS"}
+    cmd = [*_ray_command(), "job", args[0], "--address", head.dashboard_url, *args[1:]]
     deadline = time.monotonic() + 60
-    while True:  # a head just started has no job agent yet: Ray answers "please try again later"
-        run = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=240)
+    while True:
+        run = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=timeout)
         if "No available agent to submit job" not in run.stderr or time.monotonic() > deadline:
             return run
         time.sleep(1)
 
 
+def submit(head: LocalRay, root: Path, spec: Path, results: Path, job_id: str, **trainer):
+    """The README's command, with the shipped runtime env plus the fake trainer's variables."""
+    runtime = yaml.safe_load((REPO / "cluster" / "runtime_env.yaml").read_text())
+    runtime["env_vars"].update(fake_trainer_env(**trainer))
+    env_file = root / f"{job_id}.yaml"
+    env_file.write_text(yaml.safe_dump(runtime))
+    return ray_job(head, "submit", "--no-wait", "--submission-id", job_id, "--runtime-env", str(env_file),
+                   "--working-dir", str(REPO), "--", "gnsweep", "launch", str(spec), "--results", str(results),
+                   root=root)
+
+
+def job_api(head: LocalRay, path: str):
+    """GET a Jobs API route of ``head`` with Ray's token (cheaper to poll than Ray's CLI, which imports Ray)."""
+    token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+    request = urllib.request.Request(f"{head.dashboard_url}/api/jobs/{path}",
+                                     headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=30) as r:
+        return json.loads(r.read())
+
+
+def finished(head: LocalRay, job_id: str, timeout: float = 240) -> tuple[str, str]:
+    """The job's end status (SUCCEEDED, FAILED or STOPPED) and its driver's output."""
+    deadline = time.monotonic() + timeout
+    while (status := job_api(head, job_id)["status"]) not in ("SUCCEEDED", "FAILED", "STOPPED"):
+        assert time.monotonic() < deadline, f"job {job_id} still {status} after {timeout} s"
+        time.sleep(0.5)
+    return status, job_api(head, f"{job_id}/logs")["logs"]
+
+
 @pytest.fixture(scope="module")
 def jobs(head, tmp_path_factory, digits_dataset):
     root = tmp_path_factory.mktemp("job")
-    spec = write_spec(root / "spec.yaml", digits_dataset, name="job", studies="a: {norm: [bn, gn], batch_size: [64]}")
+    spec = write_spec(root / "spec.yaml", digits_dataset, name="job", epochs=EPOCHS,
+                      studies="a: {norm: [bn, gn], batch_size: [64]}")
     results = root / "results"
-    return {"first": submit(head, root, spec, results), "again": submit(head, root, spec, results),
-            "sweep": results / "job"}
+    sweep = results / "job"
+    story = {"sweep": sweep}
+    submitted = submit(head, root, spec, results, "stopped", hang={"*": 2})  # trials hang in epoch 2
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    deadline = time.monotonic() + 180
+    while len(epoch_rows(sweep)) < len(KEYS):
+        assert time.monotonic() < deadline, job_api(head, "stopped/logs")["logs"][-3000:]
+        time.sleep(0.5)
+    story["stop"] = ray_job(head, "stop", "stopped", root=root)
+    story["stopped"] = finished(head, "stopped")
+    story.update(statuses=statuses(sweep), lock_left=(sweep / "launch.json").exists())
+    assert submit(head, root, spec, results, "resumed").returncode == 0
+    story["resumed"] = finished(head, "resumed")
+    return story
 
 
-def test_the_job_trains_every_trial_into_parquet_on_the_head_it_was_submitted_to(jobs, head):
-    first = jobs["first"]
-    out = first.stdout + first.stderr
-    assert first.returncode == 0 and "succeeded" in out, out[-4000:]
-    assert "running 2 of 2 trials (0 already finished)" in out, out[-4000:]
-    assert f"Ray dashboard: {head.dashboard_url}" in out, out[-4000:]  # the driver joined the head, no Ray of its own
-    epochs = pd.read_parquet(jobs["sweep"] / "epochs")
-    assert sorted(zip(epochs["trial_key"], epochs["epoch"])) == [(k, e) for k in ("bn-b64-s0", "gn-b64-g8-s0")
-                                                                  for e in (1, 2)]
+def test_ray_job_stop_stops_the_sweep_cleanly(jobs, head):
+    status, log = jobs["stopped"]
+    assert jobs["stop"].returncode == 0 and status == "STOPPED", (status, jobs["stop"].stderr[-2000:])
+    assert f"Ray dashboard: {head.dashboard_url}" in log, log[-3000:]  # the driver joined the head, no Ray of its own
+    assert "interrupted (SIGTERM): the sweep stopped" in log, log[-3000:]  # not SIGKILLed 3 s after the SIGTERM
+    assert jobs["statuses"] == {k: "interrupted" for k in KEYS} and not jobs["lock_left"], jobs
 
 
-def test_the_same_job_again_finds_every_trial_finished(jobs):
-    again = jobs["again"]
-    out = again.stdout + again.stderr
-    assert again.returncode == 0 and "all 2 trials are finished; nothing to run" in out, out[-4000:]
-    assert len(pd.read_parquet(jobs["sweep"] / "epochs")) == 4
+def test_the_same_job_again_resumes_and_finishes_the_sweep(jobs):
+    status, log = jobs["resumed"]
+    assert status == "SUCCEEDED", log[-3000:]
+    assert all(f"started {k} (resumed from epoch 1)" in log for k in KEYS), log[-3000:]
+    assert_one_row_per_epoch(store.read_epochs(jobs["sweep"]), {k: EPOCHS for k in KEYS})
+    assert statuses(jobs["sweep"]) == {k: "completed" for k in KEYS}
