@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 from orchestrator.cost.estimate import fmt_seconds
+from orchestrator.watch.status import launch_gone
 from orchestrator.watch.tally import Tally, read_tally
 from results import store
 from results.schema import TrialStatus
@@ -46,21 +47,6 @@ def render(tally: Tally, name: str):
                       "-" if t.images_per_second is None else f"{t.images_per_second:.0f}", left,
                       escape(f"shares the run of {t.same_as}") if t.same_as else "")
     return table
-
-
-def launch_gone(sweep_dir: Location, tally: Tally) -> str | None:
-    """Why watching can end before every trial has: no live launch holds the sweep (``launch.json`` gone, or its
-    process dead, or its lease run out, as after a SIGKILL), so trials shown as running are stale."""
-    if tally.finished:
-        return None
-    claim = store.read_launch(sweep_dir)
-    if claim is not None and claim.live():
-        return None
-    left, running = sum(not t.ended for t in tally.trials), tally.count(TrialStatus.RUNNING)
-    who = "no launch holds it" if claim is None else f"its launch ({terminal_text(claim.where())}) is gone"
-    return (f"sweep {terminal_text(sweep_dir.name)}: {who}; {left} trial(s) not ended"
-            + (f", the {running} shown as running are stale" if running else "")
-            + "; launch the spec again to resume them")
 
 
 def watch(sweep_dir: store.Where, *, interval: float = 2.0, console=None) -> str | None:

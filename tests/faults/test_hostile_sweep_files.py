@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.launch.lock import lock_sweep
-from orchestrator.watch.live import launch_gone
+from orchestrator.watch.status import launch_gone
 from orchestrator.watch.tally import read_tally
 from orchestrator.watch.status import status_lines
 from results import store

@@ -14,6 +14,7 @@ from orchestrator.watch.status import status_lines
 from results import store
 from orchestrator.tune.results_writer import config_columns
 from results.records import EpochRow, TrialRow
+from tests.support.launches import held
 
 SPEC = {"name": "left", "dataset": "builtin:digits", "model": "resnet8", "train": {"epochs": 10},
         "studies": {"a": {"norm": ["bn"], "batch_size": [32]}, "b": {"norm": ["ln"], "batch_size": [32]},
@@ -43,7 +44,8 @@ def test_status_shows_time_left_from_a_measured_epoch(tmp_path):
     store.write_trial_row(sweep, TrialRow(**base, status="running", epochs=3, final_val_err=None, best_val_err=None,
                                           error=None, studies=("a",), attempts=1, started_at=t0.to_pydatetime(),
                                           ended_at=None, train_seconds=60.0))
-    lines = status_lines(sweep)
+    with held(sweep):
+        lines = status_lines(sweep)
     rows = {line.split()[0]: line for line in lines[1:-1]}
     assert rows["bn-b32-s0"].split()[1:3] == ["running", "3"]
     assert "3.5 min" in rows["bn-b32-s0"]  # 7 epochs left x 30 s, no start-up

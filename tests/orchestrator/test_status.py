@@ -8,6 +8,7 @@ from orchestrator.watch.status import status_lines
 from orchestrator.watch.tally import TallyError
 from results import store
 from results.records import EpochRow, SweepRecord, TrialRow
+from tests.support.launches import held
 
 NOW = datetime(2025, 1, 1, tzinfo=timezone.utc)
 
@@ -30,7 +31,9 @@ def test_one_line_per_planned_trial_with_its_numbers(tmp_path):
           error="loss became NaN or infinite")
     write(tmp_path, "in-b32-s0", [70.0], status="running", final=70.0)
     store.write_sweep(tmp_path, SweepRecord("t", {}, ("bn-b32-s0", "gn-b32-g8-s0", "in-b32-s0", "ln-b32-s0")))
-    assert [line.split() for line in status_lines(tmp_path)] == [
+    with held(tmp_path):  # a live launch runs it
+        lines = status_lines(tmp_path)
+    assert [line.split() for line in lines] == [
         ["trial", "status", "epochs", "latest", "%", "final", "%", "left", "error"],
         ["bn-b32-s0", "completed", "6", "12.35", "20.00", "-"],  # no plan.json: no estimate of time left
         ["gn-b32-g8-s0", "diverged", "2", "nan", "-", "-", "loss", "became", "NaN", "or", "infinite"],
@@ -38,6 +41,19 @@ def test_one_line_per_planned_trial_with_its_numbers(tmp_path):
         ["ln-b32-s0", "pending", "0", "-", "-", "-"],
         "2/4 trials ended, 1 running, 1 diverged; time left unknown".split(),  # the epochs per trial are unknown
     ]
+
+
+def test_a_sweep_no_launch_runs_says_so_under_its_trials(tmp_path):
+    """After its launch died (SIGKILLed, or a Ray job stopped too soon) a sweep's trials still read "running":
+    ``status --watch`` said so and ended; plain ``status`` showed them running with time left."""
+    write(tmp_path, "bn-b32-s0", [50.0, 40.0], final=45.0)
+    write(tmp_path, "gn-b32-g8-s0", [60.0], status="running", final=60.0)
+    store.write_sweep(tmp_path, SweepRecord("t", {}, ("bn-b32-s0", "gn-b32-g8-s0", "ln-b32-s0")))
+    assert status_lines(tmp_path)[-1] == (f"sweep {tmp_path.name}: no launch holds it; 2 trial(s) not ended, the 1 "
+                                          f"shown as running are stale; launch the spec again to resume them")
+    write(tmp_path, "gn-b32-g8-s0", [60.0, 50.0], final=55.0)
+    write(tmp_path, "ln-b32-s0", [60.0, 50.0], final=55.0)
+    assert status_lines(tmp_path)[-1] == "3/3 trials ended, 0 running; nothing left to run"  # needs no launch
 
 
 def test_no_sweep_json_is_one_line(tmp_path):

@@ -21,6 +21,7 @@ from orchestrator.watch.status import status_lines
 from orchestrator.watch.tally import read_tally, tally
 from results import store
 from results.records import EpochRow, PlanEntry, PlanRecord, SweepRecord, TrialRow
+from tests.support.launches import held
 
 SPEC = {"name": "t", "dataset": "builtin:digits", "model": "resnet8", "train": {"epochs": 6},
         "studies": {"norms": {"norm": ["bn", "ln"], "batch_size": [32]},
@@ -68,29 +69,30 @@ def test_status_watch_and_progress_line_say_the_same(sweep):
     sweep, trials = sweep
     write_run(sweep, trials["bn-b32-s0"], 6, "completed", 54.0)
     write_run(sweep, trials["ln-b32-s0"], 2, "running")
-    writer = ResultsWriter(sweep, "t", {k: t.studies for k, t in trials.items()}, store.read_trial_rows(sweep),
-                           shared_trials(trials.values()), prior_epochs=store.read_epochs(sweep))
-    record, plan = store.read_sweep(sweep), store.read_plan(sweep)
-    progress = ProgressPrinter(lambda: tally(record, *writer.tables(), plan).summary(), echo=lambda line: None)
+    with held(sweep):  # the launch of this writer, which runs the sweep, holds it
+        writer = ResultsWriter(sweep, "t", {k: t.studies for k, t in trials.items()}, store.read_trial_rows(sweep),
+                               shared_trials(trials.values()), prior_epochs=store.read_epochs(sweep))
+        record, plan = store.read_sweep(sweep), store.read_plan(sweep)
+        progress = ProgressPrinter(lambda: tally(record, *writer.tables(), plan).summary(), echo=lambda line: None)
 
-    def views() -> set[str]:
-        """Each view's summary line; status's and watch's line of what the time left rests on must match too."""
-        t, lines = read_tally(sweep), status_lines(sweep)
-        table = render(t, "t")
-        assert lines[-1] == table.caption == t.basis and t.basis.startswith("remaining: ")
-        return {lines[-2], table.title.removeprefix("sweep t: "), progress.line().split("] ", 1)[1], t.summary()}
+        def views() -> set[str]:
+            """Each view's summary line; status's and watch's line of what the time left rests on must match too."""
+            t, lines = read_tally(sweep), status_lines(sweep)
+            table = render(t, "t")
+            assert lines[-1] == table.caption == t.basis and t.basis.startswith("remaining: ")
+            return {lines[-2], table.title.removeprefix("sweep t: "), progress.line().split("] ", 1)[1], t.summary()}
 
-    first, before = views(), read_tally(sweep).trial_seconds
-    assert len(first) == 1 and next(iter(first)).startswith("1/4 trials ended, 2 running; about "), first
-    ln = fake_trial(trials["ln-b32-s0"])
-    writer.on_trial_start(0, [], ln)
-    writer.on_trial_result(0, [], ln, {**METRICS, "epoch": 3, "node": "n"})
-    assert len(views()) == 1 and read_tally(sweep).trial_seconds < before  # one epoch fewer left, seen alike
-    for epoch in (4, 5, 6):
-        writer.on_trial_result(0, [], ln, {**METRICS, "epoch": epoch, "node": "n"})
-    writer.on_trial_complete(0, [], ln)
-    third = views()
-    assert len(third) == 1 and next(iter(third)).startswith("3/4 trials ended, 0 running; about "), third
+        first, before = views(), read_tally(sweep).trial_seconds
+        assert len(first) == 1 and next(iter(first)).startswith("1/4 trials ended, 2 running; about "), first
+        ln = fake_trial(trials["ln-b32-s0"])
+        writer.on_trial_start(0, [], ln)
+        writer.on_trial_result(0, [], ln, {**METRICS, "epoch": 3, "node": "n"})
+        assert len(views()) == 1 and read_tally(sweep).trial_seconds < before  # one epoch fewer left, seen alike
+        for epoch in (4, 5, 6):
+            writer.on_trial_result(0, [], ln, {**METRICS, "epoch": epoch, "node": "n"})
+        writer.on_trial_complete(0, [], ln)
+        third = views()
+        assert len(third) == 1 and next(iter(third)).startswith("3/4 trials ended, 0 running; about "), third
 
 
 def test_a_shared_trial_ends_with_its_run(sweep):

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -173,6 +174,20 @@ class Launch:
 
 
 # --- results ---------------------------------------------------------------------------------------------------
+
+@contextmanager
+def held(sweep_dir: Path):
+    """The sweep claimed by this process for the block, as a running launch holds it (``launch.json``, its
+    heartbeat renewed): what tells ``status`` that trials reading "running" are run."""
+    from orchestrator.launch.lock import lock_sweep
+    from trainer.storage import Location
+
+    claim = lock_sweep(Location.of(sweep_dir), Path(sweep_dir).name, lambda line: None)
+    try:
+        yield claim
+    finally:
+        claim.release()
+
 
 def epoch_rows(sweep_dir: Path, trial_key: str | None = None) -> dict[str, int]:
     """The epoch rows recorded so far, as read with plain pandas: ``<trial_key>-e<epoch>`` -> when it was recorded
