@@ -144,10 +144,10 @@ def connect(address: str, label: str, **init_kwargs):
     checked = check_address(address, label)
     try:
         return ray.init(address=checked, **init_kwargs)
-    except Exception as e:
-        if _is_auth_error(e):
-            raise _refused(address, label) from None
-        if not isinstance(e, (ConnectionError, ValueError, RuntimeError, TimeoutError)):
-            raise
+    except (ConnectionError, ValueError, RuntimeError, TimeoutError) as e:
         raise AddressError(f"{label} {address}: cannot join the Ray cluster ({e.__class__.__name__}: "
                            f"{' '.join(str(e).split())[:200]})") from None
+    except Exception as e:  # noqa: BLE001 - Ray's AuthenticationError is none of the above
+        if _is_auth_error(e):
+            raise _refused(address, label) from None
+        raise
