@@ -4,12 +4,10 @@ Ray's token. The job's driver finds the head through the RAY_ADDRESS that Ray se
 another dashboard) and trains the trials (the fake trainer, imported from the uploaded checkout) into Parquet.
 ``ray job stop`` in the middle stops it as Ctrl-C does (Ray's 3 s between SIGTERM and SIGKILL cut that stop short
 before runtime_env.yaml raised it); the same job submitted again resumes and finishes the sweep."""
-import json
 import os
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,7 @@ import yaml
 from results import store
 from tests.support.cli import REPO, fake_trainer_env, process_env, write_spec
 from tests.support.launches import assert_one_row_per_epoch, epoch_rows, statuses
-from tests.support.local_ray import LocalRay, _ray_command
+from tests.support.local_ray import LocalRay, _ray_command, http_json, ray_token
 
 pytestmark = pytest.mark.slow
 EPOCHS = 2
@@ -61,11 +59,7 @@ def submit(head: LocalRay, root: Path, spec: Path, results: Path, job_id: str, *
 
 def job_api(head: LocalRay, path: str):
     """GET a Jobs API route of ``head`` with Ray's token (cheaper to poll than Ray's CLI, which imports Ray)."""
-    token = (Path.home() / ".ray" / "auth_token").read_text().strip()
-    request = urllib.request.Request(f"{head.dashboard_url}/api/jobs/{path}",
-                                     headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=30) as r:
-        return json.loads(r.read())
+    return http_json(f"{head.dashboard_url}/api/jobs/{path}", ray_token(), timeout=30)
 
 
 def finished(head: LocalRay, job_id: str, timeout: float = 240) -> tuple[str, str]:

@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.launch.address import AddressError, check_address
 from tests.support.cli import GNSWEEP, process_env
+from tests.support.local_ray import ray_token
 
 SPEC = """name: opts
 dataset: builtin:digits
@@ -163,7 +164,7 @@ def test_a_cluster_that_refuses_the_token_is_one_line(env, dry_run, says, workdi
     proc = run(workdir, *args, "--address", shared_ray.address,
                env={"RAY_ADDRESS": None, "RAY_AUTH_TOKEN": None, "RAY_AUTH_TOKEN_PATH": None, **env})
     line = refused(proc, f"--address {shared_ray.address}: ", says, "`ray get-auth-token` on its head prints")
-    assert (Path.home() / ".ray" / "auth_token").read_text().strip() not in line
+    assert ray_token() not in line
     nothing_written(workdir)
 
 

@@ -24,6 +24,7 @@ import pytest
 
 from tests.support.cli import fake_trainer_env, gnsweep, write_spec
 from tests.support.launches import Launch, assert_one_row_per_epoch, epoch_rows, session_pids, statuses
+from tests.support.local_ray import http_json, ray_token, request
 
 EPOCHS = 3
 KEYS = ("bn-b64-s0", "gn-b64-g8-s0")
@@ -63,11 +64,6 @@ def routable_address() -> str:
     return "127.0.0.1"
 
 
-def request(url: str, token: str | None = None) -> urllib.request.Request:
-    """A GET of ``url``, with Ray's token when one is given."""
-    return urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
-
-
 def http_status(url: str, token: str | None = None) -> int | None:
     """The HTTP status of a GET of ``url``; None when nothing answers there."""
     try:
@@ -86,11 +82,6 @@ def healthy(url: str, timeout: float = 30) -> int | None:
     while (status := http_status(url)) != 200 and status is not None and time.monotonic() < deadline:
         time.sleep(0.5)
     return status
-
-
-def http_json(url: str, token: str):
-    with urllib.request.urlopen(request(url, token), timeout=20) as r:
-        return json.loads(r.read())
 
 
 def trial_actor_names(port: int, token: str, timeout: float = 180) -> list[str]:
@@ -139,7 +130,7 @@ def stopped_twice(tmp_path_factory, digits_dataset, shared_ray):
         story["sockets"] = listening_sockets(first.sid)
         port = int(re.search(r"Ray dashboard: http://[^:]+:(\d+)", first.stdout)[1])
         url = f"http://{routable_address()}:{port}/api/version"
-        token = (Path.home() / ".ray" / "auth_token").read_text().strip()
+        token = ray_token()
         story.update(dashboard_port=port, without_token=http_status(url), with_token=http_status(url, token))
         claim = sweep_dir / "launch.json"
         story["claim"] = json.loads(claim.read_text()) if claim.exists() else {}
@@ -218,7 +209,7 @@ def test_the_launch_says_how_to_open_its_dashboard_without_printing_the_token(st
     at = next(i for i, line in enumerate(lines) if line.startswith("Ray dashboard: http://"))
     assert "token authentication is on, on loopback too" in lines[at + 1] and "ray get-auth-token" in lines[at + 1]
     assert "~/.ray/auth_token" in lines[at + 1] and "Authorization: Bearer <token>" in lines[at + 1]
-    assert (Path.home() / ".ray" / "auth_token").read_text().strip() not in out
+    assert ray_token() not in out
 
 
 @pytest.mark.slow

@@ -6,12 +6,14 @@ Ray, watch what a launch's own Ray exposes, or count Ray's processes after the e
 """
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -53,12 +55,32 @@ def _ray_command() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "ray.scripts.scripts"]
 
 
+def token_file() -> Path:
+    """Where Ray keeps this machine's token, which the test clusters check."""
+    return Path.home() / ".ray" / "auth_token"
+
+
+def ray_token() -> str:
+    return token_file().read_text().strip()
+
+
+def request(url: str, token: str | None = None) -> urllib.request.Request:
+    """A GET of ``url``, with Ray's token when one is given."""
+    return urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+
+
+def http_json(url: str, token: str, timeout: float = 20):
+    """The JSON a Ray HTTP route (the dashboard's, the Jobs API's) answers a GET with Ray's token."""
+    with urllib.request.urlopen(request(url, token), timeout=timeout) as r:
+        return json.loads(r.read())
+
+
 def ensure_token() -> None:
     """Ray's token (``~/.ray/auth_token``) made with ``ray get-auth-token --generate`` where the machine has none yet,
     once, before the test workers start. Ray otherwise writes it at the first ``ray.init`` that starts a cluster: on a
     fresh machine the shared cluster's ``ray start`` (which never makes one) would find none, and launches started at
     once by several workers would each write one, the last replacing the token of the clusters started before it."""
-    if (Path.home() / ".ray" / "auth_token").is_file():
+    if token_file().is_file():
         return
     subprocess.run([*_ray_command(), "get-auth-token", "--generate"], env=process_env(), check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -84,10 +106,10 @@ class LocalRay:
         port = _free_port()
         self.address = f"{get_node_ip_address()}:{port}"
         self.log = self.tmp / "ray-start.log"
-        self.dashboard_url = f"http://127.0.0.1:{_free_port()}" if dashboard else None
+        dashboard_port = _free_port()
+        self.dashboard_url = f"http://127.0.0.1:{dashboard_port}" if dashboard else None
         # the job agent's port too: Ray's default (52365) is held by the agent of any other cluster on the machine
-        shown = (["--include-dashboard=true", "--dashboard-host=127.0.0.1",
-                  f"--dashboard-port={self.dashboard_url.rsplit(':', 1)[1]}",
+        shown = (["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}",
                   f"--dashboard-agent-listen-port={_free_port()}"] if dashboard else ["--include-dashboard=false"])
         cmd = [*_ray_command(), "start", "--head", f"--port={port}", f"--num-cpus={num_cpus}", "--num-gpus=0",
                *shown, "--disable-usage-stats", f"--temp-dir={self.tmp}", "--block"]
