@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator.launch.lock import lock_sweep
-from orchestrator.watch.status import launch_gone
+from orchestrator.watch.status import launch_gone, status_lines
 from orchestrator.watch.tally import read_tally
-from orchestrator.watch.status import status_lines
 from results import store
 from results.records import PlanEntry, PlanRecord, SweepRecord
 from tests.support.cli import GNSWEEP, process_env

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.launch.lock import lock_sweep
 from orchestrator.watch.tally import read_tally
 from results import store
 from results.records import EpochRow, TrialRow
 from tests.support.cli import GNSWEEP, process_env
-from trainer.storage import Location
+from tests.support.launches import held
 
 BASE = {"model": "resnet8", "norm": "bn", "batch_size": 32, "groups": None, "channels_per_group": None, "seed": 0}
 
@@ -84,21 +83,20 @@ def test_running_sweep_is_followed_until_it_ends(tmp_path):
     write_epochs(sweep, "bn-b32-s0", [50])
     write_status(sweep, "bn-b32-s0", "running", 1)
     out = tmp_path / "out.txt"
-    claim = lock_sweep(Location.of(sweep), "w", print)  # this test process is the launch that runs the sweep
-    proc = watch(tmp_path, out)
-    try:
-        deadline = time.monotonic() + 60
-        while "running" not in out.read_text():
-            assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
-            time.sleep(0.1)
-        time.sleep(0.5)
-        assert proc.poll() is None, "a running sweep keeps the watch going"
-        write_epochs(sweep, "bn-b32-s0", [50, 30])
-        write_status(sweep, "bn-b32-s0", "completed", 2)
-        assert proc.wait(30) == 0
-    finally:
-        proc.kill()
-        claim.release()
+    with held(sweep):  # this test process is the launch that runs the sweep
+        proc = watch(tmp_path, out)
+        try:
+            deadline = time.monotonic() + 60
+            while "running" not in out.read_text():
+                assert proc.poll() is None and time.monotonic() < deadline, out.read_text()
+                time.sleep(0.1)
+            time.sleep(0.5)
+            assert proc.poll() is None, "a running sweep keeps the watch going"
+            write_epochs(sweep, "bn-b32-s0", [50, 30])
+            write_status(sweep, "bn-b32-s0", "completed", 2)
+            assert proc.wait(30) == 0
+        finally:
+            proc.kill()
     text = out.read_text()
     tables = ["sweep w:" + t for t in text.split("sweep w:")[1:]]
     # one table per change, not one per redraw (a read between the test's two writes is a third, real state)
