@@ -50,8 +50,8 @@ RESULTS_HELP = ("Root of the sweeps' outputs (a sweep goes to DIR/NAME/): a dire
 def launch(
     spec: Path = typer.Argument(..., metavar="SPEC", help="Sweep spec (YAML)."),
     address: Optional[str] = typer.Option(None, "--address", metavar="HOST:PORT",
-                                          help="Join this Ray cluster instead of a local one (ray://HOST:PORT and "
-                                               "auto too)."),
+                                          help="Join this Ray cluster instead of a local one (auto too; "
+                                               "ray://HOST:PORT with --dry-run)."),
     results: str = typer.Option("results", "--results", metavar="DIR|URI", help=RESULTS_HELP),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and start nothing."),
     max_concurrent: Optional[int] = typer.Option(None, "--max-concurrent", min=1, metavar="N", help="Trials at once."),

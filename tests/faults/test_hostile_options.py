@@ -100,6 +100,21 @@ def test_the_launch_refuses_such_an_address_before_anything_starts(how, case, dr
     nothing_written(workdir)
 
 
+@pytest.mark.parametrize("how", ["--address", "RAY_ADDRESS"])
+def test_a_launch_refuses_ray_client_and_its_dry_run_goes_on_to_the_address(how, workdir):
+    """Under Ray Client, Tune's loop runs on the head: a Ctrl-C of the launch was only noted and the sweep ran to its
+    end, its progress lines and results on the head. A launch is refused before it connects; a dry run, which only
+    reads the cluster's resources, goes on to the address (here a dead port)."""
+    value = f"ray://127.0.0.1:{dead_port()}"
+    args = ["launch", "spec.yaml", "--results", "results", "--data-dir", "data"]
+    given = (lambda *more: run(workdir, *args, *more, "--address", value, env={"RAY_ADDRESS": None})) \
+        if how == "--address" else (lambda *more: run(workdir, *args, *more, env={"RAY_ADDRESS": value}))
+    refused(given(), f"{how} {value!r}: ray:// is Ray Client", "`ray job submit`", "--dry-run accepts ray://")
+    nothing_written(workdir)
+    refused(given("--dry-run"), f"{how} {value}: cannot connect")
+    nothing_written(workdir)
+
+
 def test_a_port_that_answers_but_is_no_ray_cluster_is_refused_within_the_timeout():
     """Something listening that is not a Ray GCS (ray.init waited past two minutes on it)."""
     server = socket.socket()
