@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
-from unittest import mock
 
 from bench.harness import Table, interleaved, median, ratios, spread
 
@@ -168,20 +167,26 @@ def s3_server():
     """moto's S3 server in a child process (ended when stdin closes); yields the URI options that reach it."""
     import pyarrow.fs as pafs
 
-    with mock.patch.dict(os.environ, CREDENTIALS):
-        proc = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                text=True, stderr=subprocess.DEVNULL)
+    saved = {k: os.environ.get(k) for k in CREDENTIALS}
+    os.environ.update(CREDENTIALS)
+    proc = subprocess.Popen([sys.executable, "-c", SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            stderr=subprocess.DEVNULL)
+    try:
+        port = int(proc.stdout.readline())
+        pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http", region="us-east-1",
+                          allow_bucket_creation=True).create_dir(BUCKET)
+        yield f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
+    finally:
+        proc.stdin.close()
         try:
-            port = int(proc.stdout.readline())
-            pafs.S3FileSystem(endpoint_override=f"127.0.0.1:{port}", scheme="http", region="us-east-1",
-                              allow_bucket_creation=True).create_dir(BUCKET)
-            yield f"endpoint_override=127.0.0.1:{port}&scheme=http&region=us-east-1"
-        finally:
-            proc.stdin.close()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 # --- measures ------------------------------------------------------------------------------------------------------

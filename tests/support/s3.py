@@ -3,10 +3,8 @@ environment while it runs (so subprocesses and Ray workers started meanwhile rea
 ``bucket`` (tests/conftest.py) is the one server of a test session."""
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
-from unittest import mock
 
 BUCKET = "gnsweep-data"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
@@ -27,9 +25,12 @@ class Bucket:
 def s3_server():
     """Start the server, create ``BUCKET``, yield its ``Bucket``; stop it and restore the environment after."""
     import pyarrow.fs as pafs
+    import pytest
     from moto.server import ThreadedMotoServer
 
-    with mock.patch.dict(os.environ, CREDENTIALS):
+    with pytest.MonkeyPatch.context() as mp:  # restores these variables only (the server lives for the session)
+        for key, value in CREDENTIALS.items():
+            mp.setenv(key, value)
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         try:
