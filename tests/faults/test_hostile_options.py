@@ -107,11 +107,11 @@ def test_a_launch_refuses_ray_client_and_its_dry_run_goes_on_to_the_address(how,
     reads the cluster's resources, goes on to the address (here a dead port)."""
     value = f"ray://127.0.0.1:{dead_port()}"
     args = ["launch", "spec.yaml", "--results", "results", "--data-dir", "data"]
-    given = (lambda *more: run(workdir, *args, *more, "--address", value, env={"RAY_ADDRESS": None})) \
-        if how == "--address" else (lambda *more: run(workdir, *args, *more, env={"RAY_ADDRESS": value}))
-    refused(given(), f"{how} {value!r}: ray:// is Ray Client", "`ray job submit`", "--dry-run accepts ray://")
+    flags, env = (["--address", value], {"RAY_ADDRESS": None}) if how == "--address" else ([], {"RAY_ADDRESS": value})
+    refused(run(workdir, *args, *flags, env=env), f"{how} {value!r}: ray:// is Ray Client", "`ray job submit`",
+            "--dry-run accepts ray://")
     nothing_written(workdir)
-    refused(given("--dry-run"), f"{how} {value}: cannot connect")
+    refused(run(workdir, *args, "--dry-run", *flags, env=env), f"{how} {value}: cannot connect")
     nothing_written(workdir)
 
 
