@@ -38,19 +38,6 @@ def named_address(option: str | None) -> tuple[str, str] | None:
     return (env, "RAY_ADDRESS") if env else None
 
 
-def refuse_client(address: str, label: str) -> None:
-    """Refuse a Ray Client address (``ray://``) for a launch that runs trials. Under Ray Client, Ray Tune runs its
-    loop and gnsweep's callbacks on the head, not in this process: Ctrl-C and SIGTERM here were only noted, and the
-    sweep went on to its end (measured with Ray 2.60: a SIGINT at the first epoch of a 30-epoch sweep, both trials
-    still running 3 minutes later), its progress lines never came back, and its results were written on the head's
-    disk. A dry run only reads the cluster's resources, so it may use one."""
-    if address.strip().startswith("ray://"):
-        raise AddressError(f"{label} {address!r}: ray:// is Ray Client, which runs Ray Tune's loop on the head, where "
-                           f"this launch's Ctrl-C cannot stop it and its results land on the head's disk; run the "
-                           f"launch on the cluster with the head's HOST:PORT (or auto), or submit it with `ray job "
-                           f"submit` (cluster/README.md); --dry-run accepts ray://")
-
-
 def _host_port(address: str, label: str) -> tuple[str, int]:
     match = _HOST_PORT.match(address)
     if match is None or not 0 < int(match["port"]) < 65536:
@@ -121,14 +108,25 @@ def _is_auth_error(error: BaseException) -> bool:
     return isinstance(error, AuthenticationError)
 
 
-def check_address(address: str, label: str, *, connect_seconds: float = CONNECT_SECONDS,
+def check_address(address: str, label: str, *, client_ok: bool = True, connect_seconds: float = CONNECT_SECONDS,
                   answer_seconds: float = ANSWER_SECONDS) -> str:
     """The address to pass to ``ray.init``, after checking that a Ray cluster answers there; raises AddressError
-    (``label`` is ``--address`` or ``RAY_ADDRESS``) for a malformed address or one where none answers in time."""
+    (``label`` is ``--address`` or ``RAY_ADDRESS``) for a malformed address or one where none answers in time.
+
+    ``client_ok=False`` refuses a Ray Client address (``ray://``), before any connection, for a launch that runs
+    trials. Under Ray Client, Ray Tune runs its loop and gnsweep's callbacks on the head, not in this process:
+    Ctrl-C and SIGTERM here were only noted, and the sweep went on to its end (measured with Ray 2.60: a SIGINT at
+    the first epoch of a 30-epoch sweep, both trials still running 3 minutes later), its progress lines never came
+    back, and its results were written on the head's disk. A dry run only reads the cluster's resources."""
     address = address.strip()
     if address == "auto":
         address = _resolve_auto(label)
     client = address.startswith("ray://")
+    if client and not client_ok:
+        raise AddressError(f"{label} {address!r}: ray:// is Ray Client, which runs Ray Tune's loop on the head, where "
+                           f"this launch's Ctrl-C cannot stop it and its results land on the head's disk; run the "
+                           f"launch on the cluster with the head's HOST:PORT (or auto), or submit it with `ray job "
+                           f"submit` (cluster/README.md); --dry-run accepts ray://")
     host, port = _host_port(address[len("ray://"):] if client else address, label)
     try:
         socket.create_connection((host, port), timeout=connect_seconds).close()

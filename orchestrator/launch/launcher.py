@@ -264,7 +264,7 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
     from orchestrator.launch.network import check_exposure, check_local_token
     from orchestrator.spec.file import load_spec
     from orchestrator.spec.validation import check_batches
-    from orchestrator.launch.address import check_address, named_address, refuse_client
+    from orchestrator.launch.address import check_address, named_address
 
     spec = load_spec(spec_path, check_dataset=not opts.dry_run)
     if opts.device is not None:
@@ -273,9 +273,7 @@ def _launch(spec_path, opts: LaunchOptions, echo: Callable[[str], None], catcher
         if problem := device_problem(opts.device, opts.results):
             raise LaunchError(f"--device {terminal_text(opts.device)}: {problem}")
     named = named_address(opts.address)
-    if named and not opts.dry_run:
-        refuse_client(*named)
-    address = check_address(*named) if named else None
+    address = check_address(*named, client_ok=opts.dry_run) if named else None
     if not named:
         check_exposure(opts.dashboard, opts.dashboard_host, opts.allow_open_network, echo)
         check_local_token()
